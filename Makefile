@@ -1,0 +1,38 @@
+# playlist-tools: every target sets up .venv by itself on first use.
+#   make lab    JupyterLab on notebooks/, against the embedded PostgreSQL
+#   make test   the whole test suite (what .ci/run runs)
+#   make bench  the loading benchmarks; writes bench/results.md
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# JupyterLab refuses to run as root unless told; containers often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("playlist-tools needs Python 3.10+, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) -e ".[notebooks,test]"
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) -e ".[notebooks,test,bench]"
+	touch $@
+
+lab: $(VENV)/.installed
+	$(BIN)/playlist-tools db start
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,134 @@
+"""Alembic environment for playlist-tools.
+
+The contract (see DESIGN.md), so that the CLI, the Python API, tests and
+notebooks can all drive the same migrations:
+
+* the connection comes from ``config.attributes["connection"]`` when the
+  caller passes one (the caller then owns it and its transaction); else an
+  engine is made from ``playlist_tools.db``, i.e. ``$DATABASE_URL`` or the
+  embedded server;
+* the target metadata comes from ``config.attributes["target_metadata"]``
+  when given, else ``playlist_tools.models.Base.metadata``;
+* every migration runs in its own transaction;
+* concurrent upgrades are serialised with a PostgreSQL advisory lock;
+* autogenerate never proposes dropping a table the models don't know
+  (analysts' scratch tables live in the same database).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from logging.config import fileConfig
+
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+
+from alembic import context, util
+from alembic.script.revision import ResolutionError
+from playlist_tools import db, models
+from playlist_tools.errors import PlaylistToolsError
+
+config = context.config
+
+if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = config.attributes.get("target_metadata", models.Base.metadata)
+
+MIGRATION_LOCK_KEY = 0x706C_746F  # "plto": one advisory lock id for all our migrations
+"""``pg_advisory_lock`` key that serialises migrations on one database."""
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    """Leave alone tables that exist in the database but not in the models."""
+    if type_ == "table" and reflected and compare_to is None:
+        return False
+    return True
+
+
+def _configure(**kwargs: object) -> None:
+    context.configure(
+        target_metadata=target_metadata,
+        compare_type=True,
+        compare_server_default=False,
+        include_object=include_object,
+        transaction_per_migration=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL without a database: ``alembic upgrade head --sql``.
+
+    Only the dialect matters here, so no server is started.
+    """
+    url = config.attributes.get("url") or os.environ.get(db.DATABASE_URL_ENV)
+    if url:
+        _configure(url=db.parse_url(url), literal_binds=True)
+    else:
+        _configure(dialect_name="postgresql", literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+@contextlib.contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Hold a session-level advisory lock for the whole run.
+
+    A transaction-level lock would be released by the first migration's
+    COMMIT, letting a second process start from a stale plan. The lock is
+    released on error too, and in any case when the session ends.
+    """
+    owned = not connection.in_transaction()
+    connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+    if owned:
+        connection.commit()
+    try:
+        yield
+    finally:
+        if owned and connection.in_transaction():
+            connection.rollback()
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+        if owned:
+            connection.commit()
+
+
+def _run_with(connection: Connection) -> None:
+    with migration_lock(connection):
+        _configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run against a live database: the caller's connection, or our own."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run_with(connection)
+        return
+    engine = db.create_engine(config.attributes.get("url"), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            _run_with(connection)
+    finally:
+        engine.dispose()
+
+
+try:
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()
+except PlaylistToolsError as err:
+    # The alembic CLI prints a CommandError as one "FAILED: ..." line instead of
+    # a traceback; playlist_tools.migrations unwraps it back via __cause__.
+    raise util.CommandError(str(err)) from err
+except util.CommandError as err:
+    if not isinstance(err.__cause__, ResolutionError):
+        raise
+    raise util.CommandError(
+        f"{err}; run `alembic history` to list the known revisions, "
+        "or use head, base, +N or -N"
+    ) from err.__cause__

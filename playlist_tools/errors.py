@@ -1,0 +1,58 @@
+"""Errors that playlist-tools raises for people to read.
+
+Every error is one line: it names the bad value and says how to fix it.
+The original exception, when there is one, is kept as ``__cause__``
+(``raise ... from err``) for anyone who wants the full story.
+
+Examples
+--------
+>>> from playlist_tools.errors import PlaylistToolsError, DatabaseURLError
+>>> issubclass(DatabaseURLError, PlaylistToolsError)
+True
+>>> str(DatabaseURLError("bad scheme 'mysql'; use postgresql://"))
+"bad scheme 'mysql'; use postgresql://"
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PlaylistToolsError",
+    "DatabaseURLError",
+    "DatabaseUnavailableError",
+    "RevisionError",
+    "MigrationError",
+    "DataLossError",
+    "FrameError",
+]
+
+
+class PlaylistToolsError(Exception):
+    """Base of every error playlist-tools raises on purpose.
+
+    The message is a single line meant for a person: what was wrong, and
+    what to do about it. The command line prints it without a traceback.
+    """
+
+
+class DatabaseURLError(PlaylistToolsError, ValueError):
+    """A database URL that cannot work: bad scheme, unparsable, wrong driver."""
+
+
+class DatabaseUnavailableError(PlaylistToolsError, ConnectionError):
+    """The database named by a good URL could not be reached."""
+
+
+class RevisionError(PlaylistToolsError, LookupError):
+    """A migration revision id that the history does not know."""
+
+
+class MigrationError(PlaylistToolsError, RuntimeError):
+    """A migration that could not run (blocked, failed, or refused)."""
+
+
+class DataLossError(MigrationError):
+    """A downgrade that would destroy data, refused until told it is fine."""
+
+
+class FrameError(PlaylistToolsError, ValueError):
+    """A DataFrame or query that does not fit its table or its parameters."""
