@@ -34,6 +34,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Integer,
     MetaData,
     Numeric,
@@ -78,16 +79,22 @@ playlist_song_association = Table(
         # "which playlists is this song on?".
         index=True,
     ),
+    # Order within a playlist (migration 0003). An identity, so a song
+    # appended through the ORM (``playlist.songs.append(song)``) gets the next
+    # value and lands at the end; values have gaps and are only compared
+    # within one playlist.
+    Column("position", Integer, Identity(), nullable=False),
 )
-"""Which song is on which playlist: one row per (playlist, song) pair."""
+"""Which song is on which playlist, and where: one row per (playlist, song) pair."""
 
 
 class Song(Base):
     """A track, as the Chinook sample describes it.
 
     ``unit_price`` is ``NUMERIC(10, 2)``: money keeps its exact cents.
-    ``media_type`` says how the track is encoded; a handful of Chinook
-    tracks are videos (``"Protected MPEG-4 video file"``).
+    ``file_format`` (Chinook's "media type", renamed by migration 0004) says
+    how the track is encoded; a handful of Chinook tracks are videos
+    (``"Protected MPEG-4 video file"``). ``genre`` is indexed (0005).
     """
 
     __tablename__ = "songs"
@@ -96,15 +103,17 @@ class Song(Base):
     title: Mapped[str] = mapped_column(String(200))
     artist: Mapped[Optional[str]] = mapped_column(String(120), index=True)
     album: Mapped[Optional[str]] = mapped_column(String(160))
-    genre: Mapped[Optional[str]] = mapped_column(String(120))
+    genre: Mapped[Optional[str]] = mapped_column(String(120), index=True)
     composer: Mapped[Optional[str]] = mapped_column(String(220))
-    media_type: Mapped[Optional[str]] = mapped_column(String(120))
+    file_format: Mapped[Optional[str]] = mapped_column(String(120))
     duration_ms: Mapped[Optional[int]] = mapped_column(Integer)
     size_bytes: Mapped[Optional[int]] = mapped_column(BigInteger)
     unit_price: Mapped[Optional[decimal.Decimal]] = mapped_column(Numeric(10, 2))
 
     playlists: Mapped[list[Playlist]] = relationship(
-        secondary=playlist_song_association, back_populates="songs"
+        secondary=playlist_song_association,
+        back_populates="songs",
+        order_by="Playlist.playlist_id",
     )
 
     def __repr__(self) -> str:
@@ -124,7 +133,9 @@ class Playlist(Base):
     )
 
     songs: Mapped[list[Song]] = relationship(
-        secondary=playlist_song_association, back_populates="playlists"
+        secondary=playlist_song_association,
+        back_populates="playlists",
+        order_by=playlist_song_association.c.position,
     )
 
     def __repr__(self) -> str:

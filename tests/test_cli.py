@@ -118,11 +118,14 @@ def test_alembic_cli_walkthrough(database_url: URL) -> None:
     env = {"DATABASE_URL": url_text(database_url)}
     steps = [
         (["upgrade", "head"], "Running upgrade 0001 -> 0002"),
-        (["current"], "0002 (head)"),
-        (["history"], "0001 -> 0002 (head), Added description to Playlist"),
+        (["current"], "0005 (head)"),
+        (["history"], "0001 -> 0002, Added description to Playlist"),
         (["check"], "No new upgrade operations detected."),
+        (["downgrade", "-1"], "Running downgrade 0005 -> 0004"),
+        (["current"], "0004"),
+        (["downgrade", "0002"], "Running downgrade 0003 -> 0002"),
+        (["current"], "0002"),
         (["downgrade", "-1"], "Running downgrade 0002 -> 0001"),
-        (["current"], "0001"),
         (["downgrade", "base"], "Running downgrade 0001 -> , Initial migration"),
     ]
     for args, expected in steps:

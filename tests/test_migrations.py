@@ -62,17 +62,32 @@ def test_check_notices_drift(alembic_config, engine: Engine) -> None:
         command.check(alembic_config)
 
 
+def schema(engine: Engine) -> dict[str, list[str]]:
+    inspector = sa.inspect(engine)
+    return {
+        table: columns(engine, table) + sorted(ix["name"] for ix in inspector.get_indexes(table))
+        for table in sorted(inspector.get_table_names())
+    }
+
+
 @pytest.mark.parametrize("target", HISTORY)
 def test_each_revision_up_down_up(alembic_config, engine: Engine, target: str) -> None:
-    step = HISTORY.index(target)
-    previous = HISTORY[step - 1] if step else "base"
-    command.upgrade(alembic_config, previous)
+    """Upgrade to a revision, step back once, and upgrade again: same schema each time."""
+    down_revisions = ScriptDirectory.from_config(alembic_config).get_revision(target)._all_down_revisions
+    for parent in down_revisions:
+        command.upgrade(alembic_config, parent)
+    before = schema(engine) if down_revisions else {}
     command.upgrade(alembic_config, target)
-    schema_after_up = {t: columns(engine, t) for t in sa.inspect(engine).get_table_names()}
-    command.downgrade(alembic_config, previous)
-    assert version(engine) == ({previous} if step else set())
+    after = schema(engine)
+    assert after != before, f"{target} changed nothing"
+    command.downgrade(alembic_config, "-1")
+    assert version(engine) == set(down_revisions)
+    assert {t: c for t, c in schema(engine).items() if t != "alembic_version"} == {
+        t: c for t, c in before.items() if t != "alembic_version"
+    }
     command.upgrade(alembic_config, target)
-    assert {t: columns(engine, t) for t in sa.inspect(engine).get_table_names()} == schema_after_up
+    assert version(engine) == {target}
+    assert schema(engine) == after
 
 
 def test_downgrade_0002_drops_only_description(alembic_config, engine: Engine) -> None:
@@ -103,6 +118,41 @@ def test_downgrade_0002_drops_only_description(alembic_config, engine: Engine) -
         assert connection.execute(
             sa.text("SELECT playlist_id, title, created_at FROM playlists ORDER BY 1")
         ).all() == playlists
+
+
+def test_0003_numbers_entries_and_down_up_restores_them(alembic_config, engine: Engine) -> None:
+    command.upgrade(alembic_config, "0002")
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO songs (song_id, title) VALUES (10, 'a'), (20, 'b'), (30, 'c')"))
+        connection.execute(sa.text("INSERT INTO playlists (playlist_id, title) VALUES (1, 'one'), (2, 'two')"))
+        connection.execute(sa.text("INSERT INTO playlist_song_association VALUES (1, 30), (1, 10), (2, 20), (1, 20)"))
+    command.upgrade(alembic_config, "0003")
+    numbered = table_rows(engine, "playlist_song_association")
+    assert numbered == [(1, 10, 1), (1, 20, 2), (1, 30, 3), (2, 20, 1)]
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO playlist_song_association (playlist_id, song_id) VALUES (2, 30)"))
+        appended = connection.execute(
+            sa.text("SELECT position FROM playlist_song_association WHERE playlist_id = 2 AND song_id = 30")
+        ).scalar_one()
+    assert appended > 3, "a new entry must go after the backfilled ones"
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM playlist_song_association WHERE song_id = 30 AND playlist_id = 2"))
+    command.downgrade(alembic_config, "0002")
+    assert table_rows(engine, "playlist_song_association") == [(1, 10), (1, 20), (1, 30), (2, 20)]
+    command.upgrade(alembic_config, "0003")
+    assert table_rows(engine, "playlist_song_association") == numbered
+
+
+def test_0004_rename_keeps_values(alembic_config, engine: Engine) -> None:
+    command.upgrade(alembic_config, "0003")
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO songs (song_id, title, media_type) VALUES (1, 'a', 'MPEG audio file')"))
+    command.upgrade(alembic_config, "0004")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT file_format FROM songs")).scalar_one() == "MPEG audio file"
+    command.downgrade(alembic_config, "0003")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT media_type FROM songs")).scalar_one() == "MPEG audio file"
 
 
 def test_autogenerate_leaves_unknown_tables_alone(alembic_config, engine: Engine) -> None:
