@@ -1,12 +1,20 @@
 """Sample data: the real Chinook playlists, and a synthetic generator for scale.
 
-``synthetic`` makes any number of made-up songs and playlists, the same
+The real sample ships inside the package (``playlist_tools/data``, MIT,
+derived from Chinook by ``tools/convert_chinook.py``; see the
+``PROVENANCE.md`` and ``LICENSE.md`` there): 3503 songs, 18 playlists and
+8715 playlist entries, quirks included (repeated playlist names, four empty
+playlists, non-ASCII titles, NULL composers, a few videos).
+:func:`read_sample` returns it as DataFrames; :func:`load_sample` puts it
+in a database. ``synthetic`` makes any number of made-up songs and playlists, the same
 ones for the same seed, as DataFrames whose columns are exactly those of
 the tables (see :func:`synthetic` for the dtypes).
 
 Examples
 --------
 >>> from playlist_tools import sample
+>>> {name: len(frame) for name, frame in sample.read_sample().items()}
+{'songs': 3503, 'playlists': 18, 'playlist_song_association': 8715}
 >>> frames = sample.synthetic(1000, 10, seed=1)
 >>> {name: len(frame) for name, frame in frames.items()}
 {'songs': 1000, 'playlists': 10, 'playlist_song_association': 2500}
@@ -14,13 +22,207 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
+from collections.abc import Iterator
+from importlib import resources
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import REGCLASS, insert
+from sqlalchemy.engine import URL, Connection, Engine
 
-__all__ = ["synthetic"]
+from playlist_tools import db
+from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.models import Base
+
+__all__ = ["TABLES", "SampleError", "read_sample", "load_sample", "synthetic"]
+
+TABLES = ("playlists", "songs", "playlist_song_association")
+"""The tables the sample fills, in loading order (parents first)."""
+
+_KEYS = {"songs": ("song_id",), "playlists": ("playlist_id",), "playlist_song_association": ("playlist_id", "song_id")}
+_IDENTITIES = {"songs": "song_id", "playlists": "playlist_id", "playlist_song_association": "position"}
+_BATCH = 1000
+
+
+class SampleError(PlaylistToolsError, ValueError):
+    """The sample does not fit the database: rows differ, or the schema is not at head."""
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas with the dtypes :func:`synthetic` documents."""
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    for field in table.schema:
+        if pa.types.is_integer(field.type):
+            frame[field.name] = frame[field.name].astype("Int64" if field.nullable else "int64")
+    return frame
+
+
+def read_sample() -> dict[str, pd.DataFrame]:
+    """The shipped sample playlists as DataFrames, keyed by table name.
+
+    Dtypes as in :func:`synthetic`; ``playlists`` has no ``created_at``
+    (Chinook has no dates; the database's default fills it on load).
+
+    Examples
+    --------
+    >>> playlists = read_sample()["playlists"]
+    >>> playlists.loc[playlists["title"] == "90’s Music", "playlist_id"].tolist()
+    [5]
+    """
+    data = resources.files("playlist_tools") / "data"
+    frames = {}
+    for name in ("songs", "playlists", "playlist_song_association"):
+        table = pq.read_table(pa.BufferReader((data / f"{name}.parquet").read_bytes()))
+        frames[name] = _to_pandas(table)
+    return frames
+
+
+@contextlib.contextmanager
+def _transaction(con: str | URL | Engine | Connection | None) -> Iterator[Connection]:
+    """One transaction on ``con``; an engine made here is disposed of here."""
+    if isinstance(con, Connection):
+        # Inside the caller's transaction a savepoint keeps the load all-or-nothing
+        # without committing the caller's other work.
+        with con.begin_nested() if con.in_transaction() else con.begin():
+            yield con
+    elif isinstance(con, Engine):
+        with con.begin() as connection:
+            yield connection
+    else:
+        engine = db.create_engine(con, poolclass=sa.pool.NullPool)
+        try:
+            with engine.begin() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+
+
+def _check_schema(connection: Connection) -> None:
+    inspector = sa.inspect(connection)
+    for name in TABLES:
+        if not inspector.has_table(name):
+            raise SampleError(f"table {name!r} does not exist; create the schema first: alembic upgrade head")
+        present = {column["name"] for column in inspector.get_columns(name)}
+        missing = [c.name for c in Base.metadata.tables[name].columns if c.name not in present]
+        if missing:
+            raise SampleError(
+                f"table {name!r} has no column {missing[0]!r}; upgrade the schema first: alembic upgrade head"
+            )
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, object]]:
+    return [
+        {key: (None if value is pd.NA else value) for key, value in row.items()}
+        for row in frame.astype(object).to_dict("records")
+    ]
+
+
+def _check_skipped(connection: Connection, name: str, rows: list[dict[str, object]], inserted: set[tuple]) -> None:
+    """Rows that were already there must equal the sample's, or the load is refused."""
+    keys, table = _KEYS[name], Base.metadata.tables[name]
+    expected = {tuple(row[k] for k in keys): row for row in rows}
+    skipped = [key for key in expected if key not in inserted]
+    if not skipped:
+        return
+    columns = [table.c[c] for c in rows[0]]
+    key_clause = sa.tuple_(*(table.c[k] for k in keys)).in_(skipped)
+    for found in connection.execute(sa.select(*columns).where(key_clause)).mappings():
+        want = expected[tuple(found[k] for k in keys)]
+        for column, value in want.items():
+            if found[column] != value:
+                where = ", ".join(f"{k}={found[k]}" for k in keys)
+                raise SampleError(
+                    f"{name} row {where} already exists with {column}={found[column]!r}, "
+                    f"but the sample has {value!r}; load the sample into an empty database "
+                    "(playlist_tools.db.fresh_database) or delete that row first"
+                )
+
+
+def _advance_sequence(table: sa.Table, column: str) -> sa.Select:
+    """Move the column's sequence past its largest value, never backwards (deletes leave it ahead)."""
+    sequence = sa.func.pg_get_serial_sequence(table.name, column)
+    largest = sa.select(sa.func.max(table.c[column])).scalar_subquery()
+    last = sa.func.pg_sequence_last_value(sa.cast(sequence, REGCLASS))
+    return sa.select(sa.func.setval(sequence, sa.func.greatest(largest, last, 1)))
+
+
+def load_sample(
+    con: str | URL | Engine | Connection | None = None, *, progress: bool = True
+) -> pd.DataFrame:
+    """Load the sample playlists into ``con``, all or nothing, idempotently.
+
+    Rows already present with the same values are skipped, so loading twice
+    changes nothing. A row present with *different* values (a key taken by
+    other data) raises :class:`SampleError`, and nothing is loaded: the
+    whole load is one transaction. Afterwards the id and position
+    sequences continue past the loaded values, so rows inserted later get
+    fresh ids. ``created_at`` is left to the database's default (the load
+    time). The schema must be at head (``alembic upgrade head``).
+
+    Parameters
+    ----------
+    con : str, sqlalchemy.engine.URL, Engine, Connection or None
+        Where to load. A URL or ``None`` (see :func:`playlist_tools.db.resolve_url`):
+        an engine is made and disposed of here. An ``Engine``: one of its
+        connections is used and returned; the caller disposes of the engine.
+        A ``Connection``: used as is and left open; inside a transaction the
+        load runs in a savepoint and the caller commits, otherwise it is
+        committed here.
+    progress : bool
+        Show a tqdm progress bar (terminal or notebook widget).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by table: ``sample`` rows in the sample, ``inserted`` rows
+        added now, ``total`` rows in the table afterwards.
+
+    Examples
+    --------
+    >>> from playlist_tools import models
+    >>> with db.fresh_database() as url:
+    ...     engine = db.create_engine(url)
+    ...     models.Base.metadata.create_all(engine)
+    ...     first = load_sample(engine, progress=False)
+    ...     again = load_sample(engine, progress=False)
+    ...     engine.dispose()
+    >>> first
+                               sample  inserted  total
+    table
+    playlists                      18        18     18
+    songs                        3503      3503   3503
+    playlist_song_association    8715      8715   8715
+    >>> again["inserted"].tolist()
+    [0, 0, 0]
+    """
+    from tqdm.auto import tqdm
+
+    frames = read_sample()
+    rows = {name: _rows(frames[name]) for name in TABLES}
+    counts = []
+    with _transaction(con) as connection, tqdm(
+        total=sum(map(len, rows.values())), unit="row", desc="loading sample", disable=not progress
+    ) as bar:
+        _check_schema(connection)
+        for name in TABLES:
+            table, keys = Base.metadata.tables[name], _KEYS[name]
+            statement = insert(table).on_conflict_do_nothing().returning(*(table.c[k] for k in keys))
+            inserted: set[tuple] = set()
+            for start in range(0, len(rows[name]), _BATCH):
+                batch = rows[name][start : start + _BATCH]
+                inserted.update(tuple(r) for r in connection.execute(statement, batch))
+                bar.update(len(batch))
+            _check_skipped(connection, name, rows[name], inserted)
+            connection.execute(_advance_sequence(table, _IDENTITIES[name]))
+            total = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            counts.append((name, len(rows[name]), len(inserted), total))
+    return pd.DataFrame(counts, columns=["table", "sample", "inserted", "total"]).set_index("table")
 
 # Chinook's genres and file formats, most common first, with their weights
 # there, so synthetic data is skewed the way the real sample is.
