@@ -9,17 +9,20 @@ notebooks can all drive the same migrations:
   embedded server;
 * the target metadata comes from ``config.attributes["target_metadata"]``
   when given, else ``playlist_tools.models.Base.metadata``;
-* every migration runs in its own transaction;
-* concurrent upgrades are serialised with a PostgreSQL advisory lock;
+* every migration runs in its own transaction, with ``lock_timeout`` set
+  (``config.attributes["lock_timeout"]``, else ``$PLAYLIST_TOOLS_LOCK_TIMEOUT``,
+  else 10 s; the offline SQL starts with the same ``SET``);
+* concurrent upgrades are serialised with a PostgreSQL advisory lock, and a
+  migration blocked by another session fails with a message naming it
+  (see ``playlist_tools.locks``);
 * autogenerate never proposes dropping a table the models don't know
   (analysts' scratch tables live in the same database).
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
-from collections.abc import Iterator
 from logging.config import fileConfig
 
 from sqlalchemy import pool
@@ -27,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context, util
 from alembic.script.revision import ResolutionError
-from playlist_tools import db, models
+from playlist_tools import db, locks, models
 from playlist_tools.errors import PlaylistToolsError
 
 config = context.config
@@ -37,8 +40,13 @@ if config.config_file_name is not None and not config.attributes.get("skip_loggi
 
 target_metadata = config.attributes.get("target_metadata", models.Base.metadata)
 
-MIGRATION_LOCK_KEY = 0x706C_746F  # "plto": one advisory lock id for all our migrations
+MIGRATION_LOCK_KEY = locks.MIGRATION_LOCK_KEY
 """``pg_advisory_lock`` key that serialises migrations on one database."""
+
+MIGRATIONS_APPLICATION_NAME = f"{db.APPLICATION_NAME} migrations"
+"""``application_name`` of our migration connections, so ``pg_stat_activity`` tells them from notebooks."""
+
+log = logging.getLogger("alembic.env")
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
@@ -62,41 +70,24 @@ def _configure(**kwargs: object) -> None:
 def run_migrations_offline() -> None:
     """Emit SQL without a database: ``alembic upgrade head --sql``.
 
-    Only the dialect matters here, so no server is started.
+    Only the dialect matters here, so no server is started. The script
+    starts with the ``SET lock_timeout`` an online run would use, so that
+    whoever runs it by hand gets the same protection.
     """
+    timeout = locks.lock_timeout_ms(config.attributes.get("lock_timeout"))
     url = config.attributes.get("url") or os.environ.get(db.DATABASE_URL_ENV)
     if url:
         _configure(url=db.parse_url(url), literal_binds=True)
     else:
         _configure(dialect_name="postgresql", literal_binds=True)
+    context.execute(f"SET lock_timeout = '{locks.render_timeout(timeout)}'")
     with context.begin_transaction():
         context.run_migrations()
 
 
-@contextlib.contextmanager
-def migration_lock(connection: Connection) -> Iterator[None]:
-    """Hold a session-level advisory lock for the whole run.
-
-    A transaction-level lock would be released by the first migration's
-    COMMIT, letting a second process start from a stale plan. The lock is
-    released on error too, and in any case when the session ends.
-    """
-    owned = not connection.in_transaction()
-    connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
-    if owned:
-        connection.commit()
-    try:
-        yield
-    finally:
-        if owned and connection.in_transaction():
-            connection.rollback()
-        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
-        if owned:
-            connection.commit()
-
-
 def _run_with(connection: Connection) -> None:
-    with migration_lock(connection):
+    timeout = locks.lock_timeout_ms(config.attributes.get("lock_timeout"))
+    with locks.migration_lock(connection, timeout, log=log.info):
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
@@ -108,7 +99,11 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run_with(connection)
         return
-    engine = db.create_engine(config.attributes.get("url"), poolclass=pool.NullPool)
+    engine = db.create_engine(
+        config.attributes.get("url"),
+        poolclass=pool.NullPool,
+        connect_args={"application_name": MIGRATIONS_APPLICATION_NAME},
+    )
     try:
         with engine.connect() as connection:
             _run_with(connection)

@@ -23,6 +23,8 @@ __all__ = [
     "MigrationError",
     "DataLossError",
     "FrameError",
+    "LockTimeoutError",
+    "SettingError",
 ]
 
 
@@ -56,3 +58,19 @@ class DataLossError(MigrationError):
 
 class FrameError(PlaylistToolsError, ValueError):
     """A DataFrame or query that does not fit its table or its parameters."""
+
+
+class LockTimeoutError(MigrationError):
+    """A migration that waited too long for a lock another session holds.
+
+    The message names the blocking sessions and how to release them; the
+    same facts are on :attr:`blockers` for code that wants them.
+    """
+
+    def __init__(self, message: str, blockers: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.blockers = blockers
+
+
+class SettingError(PlaylistToolsError, ValueError):
+    """A setting (environment variable or option) whose value cannot work."""

@@ -1,0 +1,348 @@
+"""Locks that migrations take and wait for, and who holds them.
+
+Two kinds of waiting can stall a migration, and both end in a one-line
+:class:`~playlist_tools.errors.LockTimeoutError` that names the session in
+the way and how to release it, instead of hanging:
+
+* **Table locks.** Every migration runs with ``lock_timeout`` (default
+  ``10s``; ``$PLAYLIST_TOOLS_LOCK_TIMEOUT`` or ``lock_timeout=`` to change,
+  ``0`` to wait forever). The usual culprit is a notebook whose connection
+  sits *idle in transaction* after a ``SELECT``, holding a share lock on a
+  table the migration wants to alter.
+* **The migration lock.** A PostgreSQL advisory lock serialises migration
+  runs on one database. A waiter keeps waiting while the holder is busy
+  (a long backfill is fine), but gives up once the holder has been idle
+  for longer than ``lock_timeout``: a healthy migration is never idle that
+  long, so that holder is stuck (a paused debugger, a hand-taken lock).
+
+Examples
+--------
+>>> from playlist_tools import db, locks
+>>> locks.lock_timeout_ms("2min"), locks.lock_timeout_ms(1.5), locks.lock_timeout_ms("0")
+(120000, 1500, 0)
+>>> with db.fresh_database() as url:
+...     engine = db.create_engine(url)
+...     with engine.connect() as connection, locks.migration_lock(connection, 1000):
+...         connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
+...     engine.dispose()
+'1s'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from playlist_tools.errors import LockTimeoutError, SettingError
+
+__all__ = [
+    "LOCK_TIMEOUT_ENV",
+    "DEFAULT_LOCK_TIMEOUT",
+    "MIGRATION_LOCK_KEY",
+    "SessionInfo",
+    "lock_timeout_ms",
+    "render_timeout",
+    "migration_lock",
+    "advisory_holder",
+    "lock_holders",
+    "blocking_sessions",
+]
+
+LOCK_TIMEOUT_ENV = "PLAYLIST_TOOLS_LOCK_TIMEOUT"
+"""Environment variable: how long a migration waits for a lock (``10s``, ``500ms``, ``2min``; ``0`` = forever)."""
+
+DEFAULT_LOCK_TIMEOUT = "10s"
+"""Long enough for a busy analyst query to finish, short enough that nobody wonders whether it hangs."""
+
+MIGRATION_LOCK_KEY = 0x706C_746F  # "plto"
+"""``pg_advisory_lock`` key that serialises migrations on one database."""
+
+_UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}
+_TIMEOUT_TEXT = re.compile(r"\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|min|h)?\s*")
+_POLL_SECONDS = (0.05, 0.5)  # first and longest pause between tries for the migration lock
+
+_SESSION_COLUMNS = """
+    a.pid, coalesce(a.application_name, '') AS application_name, coalesce(a.state, '') AS state,
+    extract(epoch FROM clock_timestamp() - coalesce(a.state_change, a.backend_start)) AS seconds,
+    coalesce(a.query, '') AS query
+"""
+
+
+def lock_timeout_ms(value: str | float | dt.timedelta | None = None) -> int:
+    """Resolve a lock timeout to milliseconds: ``value``, else the environment, else 10 s.
+
+    Parameters
+    ----------
+    value : str, int, float, datetime.timedelta or None
+        Text with a PostgreSQL unit (``"500ms"``, ``"10s"``, ``"2min"``,
+        ``"1h"``; a bare ``"0"`` means wait forever), a number of seconds, or
+        a timedelta. ``None`` reads ``$PLAYLIST_TOOLS_LOCK_TIMEOUT``.
+
+    Raises
+    ------
+    SettingError
+        For negative values, text without a unit, or text that is not a duration.
+
+    Examples
+    --------
+    >>> lock_timeout_ms("500ms"), lock_timeout_ms(dt.timedelta(seconds=3))
+    (500, 3000)
+    >>> lock_timeout_ms("10")
+    Traceback (most recent call last):
+    ...
+    playlist_tools.errors.SettingError: lock timeout '10' has no unit; write it like 500ms, 10s or 2min (0 waits forever)
+    """
+    source = "lock timeout"
+    if value is None:
+        value = os.environ.get(LOCK_TIMEOUT_ENV, "").strip() or DEFAULT_LOCK_TIMEOUT
+        source = LOCK_TIMEOUT_ENV
+    if isinstance(value, dt.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise SettingError(f"{source} {value!r} is negative; give seconds >= 0 (0 waits forever)")
+        return round(value * 1000)
+    match = _TIMEOUT_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise SettingError(
+            f"{source} {value!r} is not a duration; write it like 500ms, 10s or 2min (0 waits forever)"
+        )
+    number = float(match["number"])
+    if match["unit"] is None and number != 0:
+        raise SettingError(f"{source} {value!r} has no unit; write it like 500ms, 10s or 2min (0 waits forever)")
+    return round(number * _UNITS_MS[match["unit"] or "ms"])
+
+
+def render_timeout(ms: int) -> str:
+    """PostgreSQL text for a timeout: ``render_timeout(10000) == '10s'``.
+
+    Examples
+    --------
+    >>> render_timeout(10_000), render_timeout(1500), render_timeout(0)
+    ('10s', '1500ms', '0')
+    """
+    if ms == 0:
+        return "0"
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A session from ``pg_stat_activity``, as a lock-timeout message shows it."""
+
+    pid: int
+    application_name: str
+    state: str
+    seconds: float
+    query: str
+
+    def describe(self) -> str:
+        """One phrase: pid, application name, state, for how long, and its last query."""
+        query = " ".join(self.query.split())
+        if len(query) > 80:
+            query = query[:77] + "..."
+        return (
+            f"pid {self.pid} (application_name {self.application_name!r}, "
+            f"{self.state or 'state unknown'} for {_duration(self.seconds)}, query {query!r})"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _sessions(connection: Connection, sql: str, **params: object) -> list[SessionInfo]:
+    rows = connection.execute(sa.text(sql), params).mappings()
+    return [SessionInfo(**{key: row[key] for key in SessionInfo.__dataclass_fields__}) for row in rows]
+
+
+def advisory_holder(connection: Connection, key: int = MIGRATION_LOCK_KEY) -> SessionInfo | None:
+    """The session holding advisory lock ``key`` on this database, if any."""
+    found = _sessions(
+        connection,
+        f"""
+        SELECT {_SESSION_COLUMNS}
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+            SELECT oid FROM pg_database WHERE datname = current_database())
+          AND ((l.classid::bigint << 32) | l.objid::bigint) = :key AND l.objsubid = 1
+          AND l.pid <> pg_backend_pid()
+        """,
+        key=key,
+    )
+    return found[0] if found else None
+
+
+def lock_holders(connection: Connection, relations: list[str] | None = None) -> list[SessionInfo]:
+    """Other sessions holding locks on tables of this database, oldest transaction first.
+
+    Parameters
+    ----------
+    connection : sqlalchemy.engine.Connection
+    relations : list of str, optional
+        Only locks on tables (or their indexes and sequences) with these
+        names. By default every session that holds a table lock and is idle
+        in a transaction: the usual suspects.
+    """
+    # An index lock counts as a lock on its table: name the table.
+    on_relation = "coalesce(owner.relname, c.relname) = ANY(:names)" if relations else "true"
+    suspect = "true" if relations else "a.state LIKE 'idle in transaction%'"
+    return _sessions(
+        connection,
+        f"""
+        SELECT {_SESSION_COLUMNS}
+        FROM pg_stat_activity a
+        WHERE a.pid <> pg_backend_pid() AND {suspect} AND a.pid IN (
+            SELECT l.pid FROM pg_locks l
+            JOIN pg_class c ON c.oid = l.relation
+            LEFT JOIN pg_index i ON i.indexrelid = c.oid
+            LEFT JOIN pg_class owner ON owner.oid = i.indrelid
+            WHERE l.granted AND l.locktype = 'relation'
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND c.relnamespace <> 'pg_catalog'::regnamespace
+              AND {on_relation})
+        ORDER BY a.xact_start NULLS LAST, a.pid
+        """,
+        names=list(relations or []),
+    )
+
+
+def blocking_sessions(connection: Connection, pid: int) -> list[SessionInfo]:
+    """The sessions that ``pid`` is waiting for right now (``pg_blocking_pids``).
+
+    Examples
+    --------
+    >>> from playlist_tools import db
+    >>> engine = db.create_engine()
+    >>> with engine.connect() as connection:
+    ...     blocking_sessions(connection, connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    []
+    >>> engine.dispose()
+    """
+    return _sessions(
+        connection,
+        f"SELECT {_SESSION_COLUMNS} FROM pg_stat_activity a WHERE a.pid = ANY(pg_blocking_pids(:pid)) ORDER BY a.pid",
+        pid=pid,
+    )
+
+
+def _release_hint(sessions: list[SessionInfo]) -> str:
+    pids = ", ".join(str(s.pid) for s in sessions)
+    return (
+        "commit or roll back in that session (a notebook's open connection or session: "
+        f"run .commit() or .rollback() there), or end it with SELECT pg_terminate_backend(pid) for pid {pids}"
+    )
+
+
+def _acquire(connection: Connection, timeout_ms: int, owned: bool, log: Callable[[str], None] | None) -> None:
+    """Take the migration lock, waiting while its holder works, giving up when it is stuck."""
+    take = "pg_try_advisory_lock" if owned else "pg_try_advisory_xact_lock"
+    pause, announced = _POLL_SECONDS[0], False
+    while True:
+        if connection.execute(sa.text(f"SELECT {take}(:key)"), {"key": MIGRATION_LOCK_KEY}).scalar_one():
+            return
+        holder = advisory_holder(connection)
+        if owned:
+            connection.rollback()  # wait outside a transaction: no snapshot held, nothing to vacuum around
+        if holder is None:
+            continue  # released between the two queries
+        stuck = holder.state != "active" and holder.seconds * 1000 > timeout_ms
+        if timeout_ms and stuck:
+            raise LockTimeoutError(
+                f"another migration holds the migration lock and has been idle longer than the lock timeout "
+                f"({render_timeout(timeout_ms)}): {holder.describe()}; {_release_hint([holder])}",
+                (holder,),
+            )
+        if not announced and log is not None:
+            log(f"waiting for the migration lock, held by {holder.describe()}")
+            announced = True
+        time.sleep(pause)
+        pause = min(pause * 2, _POLL_SECONDS[1])
+
+
+def _is_lock_timeout(err: BaseException) -> bool:
+    return getattr(getattr(err, "orig", None), "sqlstate", None) == "55P03"
+
+
+def _explain(connection: Connection, err: sa.exc.DBAPIError, timeout_ms: int) -> LockTimeoutError:
+    """Turn PostgreSQL's bare "lock timeout" into a message that names who is in the way."""
+    statement = " ".join(str(err.statement or "").split())
+    names = sorted(set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", statement)))
+    # The failed session is rolled back or aborted; ask from a fresh one.
+    with connection.engine.connect() as probe:
+        holders = lock_holders(probe, names) or lock_holders(probe)
+    shown = statement if len(statement) <= 80 else statement[:77] + "..."
+    head = f"{shown!r} waited {render_timeout(timeout_ms)} for a lock and gave up"
+    tail = f"; or wait longer with {LOCK_TIMEOUT_ENV}=60s (0 waits forever)"
+    if not holders:
+        return LockTimeoutError(f"{head}; the session in the way has gone, so run the migration again{tail}")
+    who = "; ".join(holder.describe() for holder in holders[:3])
+    return LockTimeoutError(f"{head}: blocked by {who}; {_release_hint(holders[:3])}{tail}", tuple(holders))
+
+
+@contextlib.contextmanager
+def migration_lock(
+    connection: Connection, timeout_ms: int | None = None, *, log: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold the migration lock, with ``lock_timeout`` set, for the whole block.
+
+    On a connection outside a transaction the lock is session-level, taken
+    and committed before the block, so it spans every per-migration COMMIT;
+    it is released (and ``lock_timeout`` restored) afterwards, on error too.
+    On a connection already inside the caller's transaction, the lock and
+    the setting are transaction-level and end with the caller's COMMIT or
+    ROLLBACK. A lock timeout inside the block becomes a
+    :class:`LockTimeoutError` naming the blocking sessions.
+
+    Parameters
+    ----------
+    connection : sqlalchemy.engine.Connection
+        The connection migrations run on; the caller keeps owning it.
+    timeout_ms : int, optional
+        See :func:`lock_timeout_ms`; default from the environment, else 10 s.
+    log : callable, optional
+        Called once with a message when the lock is busy and we wait.
+    """
+    timeout_ms = lock_timeout_ms() if timeout_ms is None else timeout_ms
+    owned = not connection.in_transaction()
+    _acquire(connection, timeout_ms, owned, log)
+    previous = connection.execute(
+        sa.text("SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, :local)"),
+        {"value": f"{timeout_ms}ms", "local": not owned},
+    ).first()[0]  # type: ignore[index]
+    if owned:
+        connection.commit()
+    try:
+        yield
+    except sa.exc.DBAPIError as err:
+        if not _is_lock_timeout(err):
+            raise
+        raise _explain(connection, err, timeout_ms) from err
+    finally:
+        if owned:
+            _release(connection, previous)
+
+
+def _release(connection: Connection, previous: str) -> None:
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        connection.execute(
+            sa.text("SELECT set_config('lock_timeout', :value, false), pg_advisory_unlock(:key)"),
+            {"value": previous, "key": MIGRATION_LOCK_KEY},
+        )
+        connection.commit()
+    except sa.exc.DBAPIError:
+        pass  # the session itself is gone (terminated, network): so is its lock
