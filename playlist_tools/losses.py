@@ -1,0 +1,137 @@
+"""What a downgrade destroys, counted before it runs.
+
+The rule, for each revision a downgrade would revert:
+
+1. render its ``downgrade()`` as offline SQL (no database involved);
+2. every ``DROP TABLE t`` loses the rows of ``t``; every
+   ``ALTER TABLE t DROP COLUMN c`` loses the non-null values of ``t.c``;
+   renames, index drops and the like lose nothing;
+3. count those in the database as it is now, except where
+   :data:`LOSS_QUERIES` knows that a drop loses less.
+
+A table or column that does not exist yet (one that another step of the
+same downgrade would create or rename) is skipped.
+
+Examples
+--------
+>>> from alembic.script import ScriptDirectory
+>>> from playlist_tools import migrations
+>>> script = ScriptDirectory.from_config(migrations.config())
+>>> drops(render_downgrade(script.get_revision("0002")))
+[('playlists', 'description')]
+>>> drops(render_downgrade(script.get_revision("0004")))
+[]
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pandas as pd
+import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script
+from sqlalchemy.engine import Connection
+
+__all__ = ["LOSS_COLUMNS", "LOSS_QUERIES", "render_downgrade", "drops", "count_losses", "describe"]
+
+LOSS_COLUMNS = ["rev", "table", "column", "lost", "what"]
+"""The columns of :func:`count_losses`; ``column`` is ``"*"`` for a whole table."""
+
+LOSS_QUERIES: dict[tuple[str, str, str], tuple[str, str]] = {
+    # Positions are only compared within a playlist (they are an identity, with
+    # gaps), and 0003's upgrade renumbers entries in song order: an entry loses
+    # something only when its place in its playlist differs from that order.
+    ("0003", "playlist_song_association", "position"): (
+        """SELECT count(*) FROM (
+               SELECT row_number() OVER (PARTITION BY playlist_id ORDER BY position) AS place,
+                      row_number() OVER (PARTITION BY playlist_id ORDER BY song_id) AS song_order
+               FROM playlist_song_association) AS entries
+           WHERE place <> song_order""",
+        "entries out of song order",
+    ),
+}
+"""Drops that lose less than every value: (revision, table, column) -> (count SQL, what it counts).
+
+Kept here, keyed by revision id, because revision files are history, not
+code to change; a revision that drops another column falls back to the
+general rule.
+"""
+
+_DROP_TABLE = re.compile(r'\bDROP TABLE (?:IF EXISTS )?"?(\w+)"?')
+_DROP_COLUMN = re.compile(r'\bALTER TABLE "?(\w+)"? DROP COLUMN (?:IF EXISTS )?"?(\w+)"?')
+
+
+def render_downgrade(script: Script) -> str:
+    """The SQL of one revision's ``downgrade()``, rendered offline for PostgreSQL.
+
+    Raises whatever the revision's code raises when it needs a live
+    database (``op.get_bind()``); the caller decides what that means.
+    """
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql",
+        opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True},
+    )
+    with Operations.context(context):
+        script.module.downgrade()
+    return buffer.getvalue()
+
+
+def drops(sql: str) -> list[tuple[str, str]]:
+    """``(table, column)`` for each table (column ``"*"``) and column that ``sql`` drops.
+
+    Examples
+    --------
+    >>> drops('DROP TABLE songs;\\nALTER TABLE playlists DROP COLUMN "description";')
+    [('songs', '*'), ('playlists', 'description')]
+    """
+    found = [(m.start(), m.group(1), "*") for m in _DROP_TABLE.finditer(sql)]
+    found += [(m.start(), m.group(1), m.group(2)) for m in _DROP_COLUMN.finditer(sql)]
+    return [(table, column) for _, table, column in sorted(found)]
+
+
+def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.DataFrame:
+    """Count what each ``(revision, downgrade SQL)`` would destroy, in the database as it is now.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rev, table, column, lost, what``, one row per drop, in downgrade order.
+    """
+    inspector = sa.inspect(connection)
+    rows = []
+    for rev, sql in rendered:
+        for table, column in drops(sql):
+            if not inspector.has_table(table):
+                continue
+            if column == "*":
+                query, what = sa.select(sa.func.count()).select_from(sa.table(table)), "rows"
+            elif column in {c["name"] for c in inspector.get_columns(table)}:
+                special, what = LOSS_QUERIES.get((rev, table, column), (None, "non-null values"))
+                query = sa.text(special) if special else (
+                    sa.select(sa.func.count(sa.column(column))).select_from(sa.table(table))
+                )
+            else:
+                continue
+            rows.append((rev, table, column, int(connection.execute(query).scalar_one()), what))
+    return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype({"lost": "int64"})
+
+
+def describe(losses: pd.DataFrame) -> str:
+    """The rows that lose something, as one line: ``playlists.description (3 non-null values)``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame([("0002", "playlists", "description", 3, "non-null values"),
+    ...                       ("0001", "songs", "*", 0, "rows")], columns=LOSS_COLUMNS)
+    >>> describe(frame)
+    'playlists.description (3 non-null values)'
+    """
+    lost = losses[losses["lost"] > 0]
+    return ", ".join(
+        f"{row.table}{'' if row.column == '*' else '.' + row.column} ({row.lost} {row.what})"
+        for row in lost.itertuples()
+    )

@@ -1,0 +1,170 @@
+"""A scratch workspace: a fresh database and a private copy of the migrations.
+
+Notebooks and tests write new revisions, branch and merge in here, never
+in the repo. A workspace holds:
+
+* a new, empty database on the usual server (``playlist_tools.db.fresh_database``);
+* a temporary directory with a copy of ``alembic.ini`` and ``alembic/``
+  (``env.py``, ``script.py.mako``) whose ``versions/`` holds the committed
+  revisions up to ``upto`` only: ``"base"`` for an empty history, so a
+  notebook can autogenerate "Initial migration" itself;
+* ``config``, the Alembic config that ties the two together, for every
+  function in :mod:`playlist_tools.migrations`.
+
+``close()`` disposes of the workspace's engine, drops the database and
+deletes the directory. Notebooks call it in their last cell; a
+``weakref.finalize`` does it anyway when the workspace is garbage
+collected or the kernel exits. Tests use ``with``.
+
+Examples
+--------
+>>> from playlist_tools import migrations
+>>> with Workspace.open(upto="0001") as ws:
+...     applied = migrations.upgrade(ws.config)
+...     ws
+Workspace(upto='0001', open)
+>>> ws
+Workspace(upto='0001', closed)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from types import TracebackType
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Engine
+
+from playlist_tools import db, migrations
+from playlist_tools.errors import RevisionError
+
+__all__ = ["Workspace"]
+
+
+class Workspace:
+    """A fresh database plus a scratch copy of the migrations folder.
+
+    Parameters
+    ----------
+    upto : str
+        Copy the committed revisions up to and including this one:
+        ``"head"`` (all), ``"base"`` (none), or an id such as ``"0001"``.
+    metadata : sqlalchemy.MetaData, optional
+        The models autogenerate compares with (``target_metadata``);
+        default the package's models. Notebooks pass the models as the
+        tutorial has them at their step.
+    url : str, URL or None
+        Any database on the server to use (see ``playlist_tools.db.resolve_url``).
+    source : alembic.config.Config, optional
+        The migrations to copy; default the repo's (``migrations.config()``).
+
+    Attributes
+    ----------
+    url : sqlalchemy.engine.URL
+        The workspace's own database.
+    directory : pathlib.Path
+        The temporary folder holding ``alembic.ini`` and ``alembic/``.
+    versions : pathlib.Path
+        ``directory / "alembic" / "versions"``, where new revisions are written.
+    config : alembic.config.Config
+        Pass it to every :mod:`playlist_tools.migrations` function.
+
+    Raises
+    ------
+    RevisionError
+        When ``upto`` names no committed revision; nothing is created then.
+    """
+
+    def __init__(
+        self,
+        upto: str = "head",
+        *,
+        metadata: sa.MetaData | None = None,
+        url: str | URL | None = None,
+        source: Config | None = None,
+    ) -> None:
+        source = source if source is not None else migrations.config()
+        script = ScriptDirectory.from_config(source)
+        try:
+            kept = [] if upto == "base" else list(script.walk_revisions("base", upto))
+        except Exception as err:  # alembic raises CommandError for unknown ids
+            known = ", ".join(sorted(s.revision for s in script.walk_revisions()))
+            raise RevisionError(
+                f"cannot copy the history up to {upto!r}: no such revision; "
+                f"use base, head or one of {known}"
+            ) from err
+        self.upto = upto
+        self._stack = contextlib.ExitStack()
+        # Registered before anything is created, so a failure below still cleans up.
+        self._finalizer = weakref.finalize(self, self._stack.close)
+        try:
+            self.directory = Path(self._stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="playlist-tools-workspace-")
+            ))
+            self._copy(Path(script.dir), Path(str(source.config_file_name)), [Path(s.path) for s in kept])
+            self.url: URL = self._stack.enter_context(db.fresh_database(url, prefix="pt_workspace"))
+        except BaseException:
+            self.close()
+            raise
+        self.versions = self.directory / "alembic" / "versions"
+        self.config = migrations.config(self.url, metadata=metadata, ini=self.directory / "alembic.ini")
+        self._engine: Engine | None = None
+
+    @classmethod
+    def open(
+        cls,
+        upto: str = "head",
+        *,
+        metadata: sa.MetaData | None = None,
+        url: str | URL | None = None,
+        source: Config | None = None,
+    ) -> Workspace:
+        """Create a workspace; the same as ``Workspace(...)``, and reads better in a notebook."""
+        return cls(upto, metadata=metadata, url=url, source=source)
+
+    def _copy(self, alembic_dir: Path, ini: Path, revisions: list[Path]) -> None:
+        target = self.directory / "alembic"
+        shutil.copytree(alembic_dir, target, ignore=shutil.ignore_patterns("__pycache__", "versions"))
+        (target / "versions").mkdir()
+        for path in revisions:
+            shutil.copy2(path, target / "versions" / path.name)
+        # The ini says script_location = %(here)s/alembic, so the copy points at the copy.
+        shutil.copy2(ini, self.directory / "alembic.ini")
+
+    @property
+    def engine(self) -> Engine:
+        """An engine on the workspace's database, made on first use; ``close()`` disposes of it."""
+        if self.closed:
+            raise RuntimeError("this workspace is closed; open a new one with Workspace.open()")
+        if self._engine is None:
+            self._engine = db.create_engine(self.url)
+            self._stack.callback(self._engine.dispose)
+        return self._engine
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run (database dropped, directory deleted)."""
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        """Dispose of the engine, drop the database, delete the directory. Safe to call twice."""
+        self._finalizer()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        # No path and no database name: both are random, and notebooks show this.
+        state = "closed" if self.closed else "open"
+        return f"Workspace(upto={self.upto!r}, {state})"
