@@ -25,13 +25,15 @@ import logging
 import os
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 
 from alembic import context, util
+from alembic.runtime.migration import MigrationContext
 from alembic.script.revision import ResolutionError
 from playlist_tools import db, locks, models
-from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.errors import MigrationError, PlaylistToolsError
 
 config = context.config
 
@@ -87,10 +89,35 @@ def run_migrations_offline() -> None:
 
 def _run_with(connection: Connection) -> None:
     timeout = locks.lock_timeout_ms(config.attributes.get("lock_timeout"))
-    with locks.migration_lock(connection, timeout, log=log.info):
-        _configure(connection=connection)
-        with context.begin_transaction():
-            context.run_migrations()
+    try:
+        with locks.migration_lock(connection, timeout, log=log.info):
+            _configure(connection=connection)
+            with context.begin_transaction():
+                context.run_migrations()
+    except sa.exc.DBAPIError as err:
+        raise _failed(connection, err) from err
+
+
+def _failed(connection: Connection, err: sa.exc.DBAPIError) -> MigrationError:
+    """One line for a migration the database refused: what it said, and where we are now.
+
+    The failing migration's own transaction is rolled back by then, so its
+    revision left nothing behind; earlier revisions of the same run stay.
+    """
+    reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    where, ours = "", not connection.in_transaction()
+    try:
+        heads = MigrationContext.configure(connection).get_current_heads()
+        where = f" (the database stays at {', '.join(heads) or 'base'})"
+    except sa.exc.DBAPIError:
+        pass  # the caller's transaction is aborted; its ROLLBACK undoes the whole run anyway
+    finally:
+        if ours and connection.in_transaction():
+            connection.rollback()
+    return MigrationError(
+        f"the migration failed and was rolled back{where}: {reason}; "
+        "fix the migration (the log above names it) and run the command again"
+    )
 
 
 def run_migrations_online() -> None:

@@ -1,0 +1,223 @@
+"""Nothing half-applied: failing migrations, and up/down/up round trips with data."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from sqlalchemy.engine import URL, Engine
+
+from conftest import REPO_ROOT, run_cli, url_text
+from playlist_tools.errors import MigrationError
+
+FAILING_REVISION = '''\
+"""Fails halfway, on purpose
+
+Revision ID: {rev}
+Revises: {down}
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = {rev!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("playlists", sa.Column("rating", sa.Integer()))
+    op.execute("UPDATE playlists SET title = title || ' (edited)', rating = 5")
+    op.execute("DELETE FROM playlist_song_association")
+    op.create_table("half_done", sa.Column("x", sa.Integer()))
+    op.execute("SELECT 1 / 0")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def scratch_history(tmp_path: Path, *, failing: str | None = "0006") -> Path:
+    """A scratch copy of alembic/ and alembic.ini, optionally with a failing revision; returns the ini."""
+    shutil.copytree(REPO_ROOT / "alembic", tmp_path / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
+    ini = tmp_path / "alembic.ini"
+    ini.write_text((REPO_ROOT / "alembic.ini").read_text())
+    if failing:
+        down = f"{int(failing) - 1:04d}"
+        (tmp_path / "alembic" / "versions" / f"{failing}_fails_halfway.py").write_text(
+            FAILING_REVISION.format(rev=failing, down=down)
+        )
+    return ini
+
+
+def scratch_config(ini: Path, url: URL) -> Config:
+    config = Config(str(ini))
+    config.attributes["url"] = url
+    config.attributes["skip_logging_config"] = True
+    return config
+
+
+def snapshot(engine: Engine) -> dict[str, object]:
+    """Every table's columns, indexes and rows, and the version: enough to see any change."""
+    inspector = sa.inspect(engine)
+    state: dict[str, object] = {}
+    with engine.connect() as connection:
+        for table in sorted(inspector.get_table_names()):
+            columns = [c["name"] for c in inspector.get_columns(table)]
+            indexes = sorted(ix["name"] for ix in inspector.get_indexes(table))
+            rows = connection.execute(sa.text(f'SELECT * FROM "{table}"')).all()
+            state[table] = (columns, indexes, sorted(map(tuple, rows), key=repr))
+    return state
+
+
+def seed(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO songs (song_id, title, artist, file_format) VALUES "
+            "(1, 'Balls to the Wall', 'Accept', 'MPEG audio file'), (2, 'Garota de Ipanema', NULL, NULL)"
+        ))
+        connection.execute(sa.text(
+            "INSERT INTO playlists (playlist_id, title, description) VALUES (1, '90’s Music', 'nostalgia'), (2, 'Music', NULL)"
+        ))
+        connection.execute(sa.text("INSERT INTO playlist_song_association (playlist_id, song_id) VALUES (1, 2), (1, 1), (2, 1)"))
+
+
+# -- a migration that fails halfway ------------------------------------------------
+
+
+def test_failing_migration_leaves_schema_and_data_as_they_were(tmp_path: Path, database_url: URL, engine: Engine) -> None:
+    config = scratch_config(scratch_history(tmp_path), database_url)
+    command.upgrade(config, "0005")
+    seed(engine)
+    before = snapshot(engine)
+    with pytest.raises(CommandError) as caught:
+        command.upgrade(config, "head")
+    assert isinstance(caught.value.__cause__, MigrationError)
+    message = str(caught.value)
+    assert "division by zero" in message and "stays at 0005" in message and "\n" not in message
+    assert snapshot(engine) == before
+
+
+def test_failing_revision_rolls_back_alone(tmp_path: Path, database_url: URL, engine: Engine) -> None:
+    """One transaction per migration: revisions before the failing one stay applied."""
+    config = scratch_config(scratch_history(tmp_path), database_url)
+    command.upgrade(config, "0004")
+    seed_at_0004 = "INSERT INTO songs (song_id, title, file_format) VALUES (7, 'x', 'AAC audio file')"
+    with engine.begin() as connection:
+        connection.execute(sa.text(seed_at_0004))
+    with pytest.raises(CommandError, match="stays at 0005"):
+        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
+    assert "ix_songs_genre" in {ix["name"] for ix in sa.inspect(engine).get_indexes("songs")}
+    assert "rating" not in {c["name"] for c in sa.inspect(engine).get_columns("playlists")}
+    assert not sa.inspect(engine).has_table("half_done")
+
+
+def test_failing_migration_in_callers_transaction_undoes_everything(tmp_path: Path, database_url: URL, engine: Engine) -> None:
+    """A caller's transaction spans the whole run: its ROLLBACK leaves the database untouched."""
+    config = scratch_config(scratch_history(tmp_path), database_url)
+    command.upgrade(config, "0004")
+    before = snapshot(engine)
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        config.attributes["connection"] = connection
+        with pytest.raises(CommandError, match="division by zero"):
+            command.upgrade(config, "head")
+        transaction.rollback()
+    assert snapshot(engine) == before
+
+
+def test_failing_migration_via_cli_is_one_line(tmp_path: Path, database_url: URL, engine: Engine) -> None:
+    ini = scratch_history(tmp_path)
+    env = {"DATABASE_URL": url_text(database_url)}
+    assert run_cli("alembic", "-c", str(ini), "upgrade", "0005", env=env).returncode == 0
+    seed(engine)
+    before = snapshot(engine)
+    result = run_cli("alembic", "-c", str(ini), "upgrade", "head", env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    last = [line for line in result.stdout.splitlines() if line.strip()][-1]
+    assert last.startswith("FAILED: the migration failed and was rolled back (the database stays at 0005): division by zero")
+    assert snapshot(engine) == before
+
+
+# -- up, down, up with data ------------------------------------------------------
+
+
+CANONICAL = {"media_type": "file_format"}  # 0004 renames it; the values are the same
+LOSSY = {"0002": ("playlists", "description"), "0003": ("playlist_song_association", "position")}
+
+
+def rows_by_key(engine: Engine) -> dict[str, dict[tuple[int, ...], dict[str, object]]]:
+    """Each table's rows keyed by primary key, columns under their head-revision names."""
+    keys = {"songs": ["song_id"], "playlists": ["playlist_id"], "playlist_song_association": ["playlist_id", "song_id"]}
+    found: dict[str, dict[tuple[int, ...], dict[str, object]]] = {}
+    with engine.connect() as connection:
+        for table, key in keys.items():
+            rows = connection.execute(sa.text(f'SELECT * FROM "{table}"')).mappings()
+            found[table] = {
+                tuple(row[k] for k in key): {CANONICAL.get(c, c): v for c, v in row.items()} for row in rows
+            }
+    return found
+
+
+def assert_kept(now: dict, reference: dict, dropped: set[tuple[str, str]]) -> None:
+    for table, rows in reference.items():
+        assert now[table].keys() == rows.keys(), f"{table}: rows lost or added"
+        for key, row in rows.items():
+            kept = {c: v for c, v in row.items() if c in now[table][key] and (table, c) not in dropped}
+            assert {c: now[table][key][c] for c in kept} == kept, f"{table} {key} changed"
+
+
+def test_every_revision_down_and_up_keeps_the_sample(alembic_config: Config, engine: Engine) -> None:
+    from playlist_tools import sample
+
+    command.upgrade(alembic_config, "head")
+    sample.load_sample(engine, progress=False)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE playlists SET description = 'about ' || title WHERE playlist_id % 2 = 0"))
+    reference = rows_by_key(engine)
+    assert all(reference.values()), "the sample loaded nothing"
+
+    dropped: set[tuple[str, str]] = set()
+    for revision, parent in [("0005", "0004"), ("0004", "0003"), ("0003", "0002"), ("0002", "0001")]:
+        command.downgrade(alembic_config, parent)
+        dropped |= {LOSSY[revision]} if revision in LOSSY else set()
+        assert_kept(rows_by_key(engine), reference, dropped)
+    for revision in ["0002", "0003", "0004", "0005"]:
+        command.upgrade(alembic_config, revision)
+        assert_kept(rows_by_key(engine), reference, dropped)
+
+    # What the lossy downgrades dropped by design comes back as the upgrades define it.
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(description) FROM playlists")).scalar_one() == 0
+        renumbered = connection.execute(sa.text(
+            "SELECT count(*) FROM playlist_song_association AS e JOIN ("
+            " SELECT playlist_id, song_id, row_number() OVER (PARTITION BY playlist_id ORDER BY song_id) AS n"
+            " FROM playlist_song_association) AS o USING (playlist_id, song_id) WHERE e.position <> o.n"
+        )).scalar_one()
+    assert renumbered == 0, "0003 must number entries in song order on the way up"
+
+
+# -- loads that fail leave nothing ------------------------------------------------------
+
+
+def test_failed_sample_load_leaves_nothing(alembic_config: Config, engine: Engine) -> None:
+    from playlist_tools import sample
+
+    command.upgrade(alembic_config, "head")
+    with engine.begin() as connection:
+        # A song id the sample uses, with other values: the load must refuse as a whole.
+        connection.execute(sa.text("INSERT INTO songs (song_id, title) VALUES (3503, 'not the sample''s song')"))
+    before = snapshot(engine)
+    with pytest.raises(sample.SampleError, match="3503"):
+        sample.load_sample(engine, progress=False)
+    assert snapshot(engine) == before
