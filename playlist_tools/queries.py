@@ -1,0 +1,226 @@
+"""Analyst one-liners: common questions about playlists, answered as DataFrames.
+
+Every function takes the database last (``con``: a URL, an engine, a
+connection, or ``None`` for the default database; what is opened here is
+closed here, what you pass in is left open), binds every value as a
+parameter, and orders its rows completely, so the same data always gives
+the same frame.
+
+Examples
+--------
+>>> from playlist_tools import db, models, queries, sample
+>>> with db.fresh_database() as url:
+...     engine = db.create_engine(url)
+...     models.Base.metadata.create_all(engine)
+...     _ = sample.load_sample(engine, progress=False)
+...     songs = queries.playlist_songs("Grunge", engine)
+...     engine.dispose()
+>>> songs[["position", "title", "artist"]].head(3)
+   position                    title           artist
+0         1           Man In The Box  Alice In Chains
+1         2  Smells Like Teen Spirit          Nirvana
+2         3                 In Bloom          Nirvana
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.schema import _connection
+
+__all__ = ["QueryError", "playlist_songs", "song_playlists", "playlist_summary"]
+
+Con = str | URL | Engine | Connection | None
+
+
+class QueryError(PlaylistToolsError, LookupError):
+    """A playlist or song that is not there, or a title that names several playlists."""
+
+
+_SONG_DTYPES = {
+    "song_id": "int64", "title": "string", "artist": "string", "album": "string",
+    "genre": "string", "composer": "string", "file_format": "string",
+    "duration_ms": "Int64", "size_bytes": "Int64", "unit_price": "object",
+}
+
+_PLAYLIST_SONGS = sa.text("""
+    SELECT a.position, s.song_id, s.title, s.artist, s.album, s.genre, s.composer,
+           s.file_format, s.duration_ms, s.size_bytes, s.unit_price
+    FROM playlist_song_association AS a
+    JOIN songs AS s ON s.song_id = a.song_id
+    WHERE a.playlist_id = :playlist_id
+    ORDER BY a.position, s.song_id
+""")
+
+_SONG_PLAYLISTS = sa.text("""
+    SELECT p.playlist_id, p.title, a.position
+    FROM playlist_song_association AS a
+    JOIN playlists AS p ON p.playlist_id = a.playlist_id
+    WHERE a.song_id = :song_id
+    ORDER BY p.playlist_id
+""")
+
+# Top genre: most songs; ties go to the first name in byte order (COLLATE "C"),
+# so the answer does not depend on the server's locale.
+_SUMMARY = sa.text("""
+    WITH per_genre AS (
+        SELECT a.playlist_id, s.genre, count(*) AS n
+        FROM playlist_song_association AS a
+        JOIN songs AS s ON s.song_id = a.song_id
+        WHERE s.genre IS NOT NULL
+        GROUP BY a.playlist_id, s.genre
+    ), top AS (
+        SELECT DISTINCT ON (playlist_id) playlist_id, genre, n
+        FROM per_genre
+        ORDER BY playlist_id, n DESC, genre COLLATE "C"
+    )
+    SELECT p.playlist_id, p.title, count(s.song_id) AS songs,
+           COALESCE(sum(s.duration_ms), 0) AS duration_ms,
+           top.genre AS top_genre, top.n AS top_genre_songs
+    FROM playlists AS p
+    LEFT JOIN playlist_song_association AS a ON a.playlist_id = p.playlist_id
+    LEFT JOIN songs AS s ON s.song_id = a.song_id
+    LEFT JOIN top ON top.playlist_id = p.playlist_id
+    WHERE CAST(:playlist_id AS integer) IS NULL OR p.playlist_id = :playlist_id
+    GROUP BY p.playlist_id, p.title, top.genre, top.n
+    ORDER BY p.playlist_id
+""")
+
+
+def _frame(connection: Connection, query: sa.TextClause, params: Mapping[str, object], dtypes: Mapping[str, str]) -> pd.DataFrame:
+    result = connection.execute(query, dict(params))
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    return frame.astype(dict(dtypes))
+
+
+def _playlist_id(connection: Connection, playlist: int | str) -> int:
+    """The id of a playlist given by id or by (unique) title."""
+    if isinstance(playlist, str):
+        ids = connection.execute(
+            sa.text("SELECT playlist_id FROM playlists WHERE title = :title ORDER BY playlist_id"),
+            {"title": playlist},
+        ).scalars().all()
+        if len(ids) > 1:
+            raise QueryError(
+                f"{len(ids)} playlists are titled {playlist!r} (ids {', '.join(map(str, ids))}); pass the id instead"
+            )
+        if not ids:
+            raise QueryError(f"no playlist is titled {playlist!r}; playlist_summary() lists them all")
+        return int(ids[0])
+    found = connection.execute(
+        sa.text("SELECT playlist_id FROM playlists WHERE playlist_id = :playlist_id"), {"playlist_id": playlist}
+    ).scalar()
+    if found is None:
+        raise QueryError(f"no playlist has id {playlist!r}; playlist_summary() lists them all")
+    return int(found)
+
+
+def playlist_songs(playlist: int | str, con: Con = None) -> pd.DataFrame:
+    """The songs of a playlist, in playlist order.
+
+    Parameters
+    ----------
+    playlist : int or str
+        The playlist's id, or its title when no other playlist has that
+        title (Chinook has two "Music" playlists, ids 1 and 8).
+    con : str, sqlalchemy.engine.URL, Engine, Connection or None
+        The database (see the module docstring for who closes what).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``position`` and every column of ``songs``, ordered by position.
+        Empty (with those columns) for an empty playlist.
+
+    Raises
+    ------
+    QueryError
+        When no playlist has that id or title, or several have that title.
+    """
+    with _connection(con) as connection:
+        playlist_id = _playlist_id(connection, playlist)
+        return _frame(connection, _PLAYLIST_SONGS, {"playlist_id": playlist_id}, {"position": "int64", **_SONG_DTYPES})
+
+
+def song_playlists(song_id: int, con: Con = None) -> pd.DataFrame:
+    """The playlists a song is on, and its position in each.
+
+    Parameters
+    ----------
+    song_id : int
+        The song's id.
+    con : str, sqlalchemy.engine.URL, Engine, Connection or None
+        The database.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``playlist_id``, ``title``, ``position``, ordered by playlist id;
+        empty when the song is on no playlist.
+
+    Raises
+    ------
+    QueryError
+        When there is no song with that id.
+    """
+    with _connection(con) as connection:
+        exists = connection.execute(
+            sa.text("SELECT 1 FROM songs WHERE song_id = :song_id"), {"song_id": song_id}
+        ).scalar()
+        if exists is None:
+            raise QueryError(f"no song has id {song_id!r}; look one up with playlist_songs(...)")
+        return _frame(
+            connection, _SONG_PLAYLISTS, {"song_id": song_id},
+            {"playlist_id": "int64", "title": "string", "position": "int64"},
+        )
+
+
+def playlist_summary(con: Con = None, *, playlist: int | str | None = None) -> pd.DataFrame:
+    """One row per playlist: how many songs, how long, and the top genre.
+
+    Parameters
+    ----------
+    con : str, sqlalchemy.engine.URL, Engine, Connection or None
+        The database.
+    playlist : int or str, optional
+        Only this playlist (by id, or by a title no other playlist has).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Ordered by ``playlist_id``, with ``title``, ``songs`` (count),
+        ``duration_ms`` (total, exact), ``duration`` (the same, as a
+        timedelta rounded to the second, for reading), ``top_genre`` (the
+        genre with most songs; ties go to the first name in byte order; NA
+        for an empty playlist) and ``top_genre_songs``.
+
+    Examples
+    --------
+    >>> from playlist_tools import db, models, sample
+    >>> with db.fresh_database() as url:
+    ...     engine = db.create_engine(url)
+    ...     models.Base.metadata.create_all(engine)
+    ...     _ = sample.load_sample(engine, progress=False)
+    ...     summary = playlist_summary(engine)
+    ...     engine.dispose()
+    >>> summary.loc[summary["title"].isin(["Grunge", "Audiobooks"]), ["title", "songs", "duration", "top_genre"]]
+             title  songs        duration top_genre
+    3   Audiobooks      0 0 days 00:00:00      <NA>
+    5   Audiobooks      0 0 days 00:00:00      <NA>
+    15      Grunge     15 0 days 01:08:42      Rock
+    """
+    with _connection(con) as connection:
+        playlist_id = None if playlist is None else _playlist_id(connection, playlist)
+        frame = _frame(
+            connection, _SUMMARY, {"playlist_id": playlist_id},
+            {"playlist_id": "int64", "title": "string", "songs": "int64", "duration_ms": "int64",
+             "top_genre": "string", "top_genre_songs": "Int64"},
+        )
+    duration = pd.to_timedelta(frame["duration_ms"], unit="ms").dt.round("s").astype("timedelta64[s]")
+    frame.insert(frame.columns.get_loc("duration_ms") + 1, "duration", duration)
+    return frame
