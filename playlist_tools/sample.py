@@ -49,19 +49,20 @@ class SampleError(PlaylistToolsError, ValueError):
     """The sample does not fit the database: rows differ, or the schema is not at head."""
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow -> pandas with the dtypes :func:`playlist_tools.synthetic.synthetic` documents."""
-    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
-    for field in table.schema:
-        if pa.types.is_integer(field.type):
-            frame[field.name] = frame[field.name].astype("Int64" if field.nullable else "int64")
-    return frame
+def _dtype(arrow: pa.DataType) -> object:
+    """The dtypes of :func:`playlist_tools.frames.read_frame`, for the same Arrow types."""
+    if pa.types.is_integer(arrow):
+        return pd.api.types.pandas_dtype(f"Int{arrow.bit_width}")
+    if pa.types.is_string(arrow):
+        return pd.StringDtype("pyarrow")
+    return pd.ArrowDtype(arrow) if pa.types.is_decimal(arrow) else None
 
 
 def read_sample() -> dict[str, pd.DataFrame]:
     """The shipped sample playlists as DataFrames, keyed by table name.
 
-    Dtypes as in :func:`playlist_tools.synthetic.synthetic`; ``playlists`` has no ``created_at``
+    Dtypes as :func:`playlist_tools.frames.read_frame` gives them (see
+    :func:`playlist_tools.synthetic.synthetic`); ``playlists`` has no ``created_at``
     (Chinook has no dates; the database's default fills it on load).
 
     Examples
@@ -74,7 +75,7 @@ def read_sample() -> dict[str, pd.DataFrame]:
     frames = {}
     for name in ("songs", "playlists", "playlist_song_association"):
         table = pq.read_table(pa.BufferReader((data / f"{name}.parquet").read_bytes()))
-        frames[name] = _to_pandas(table)
+        frames[name] = table.to_pandas(types_mapper=_dtype)
     return frames
 
 

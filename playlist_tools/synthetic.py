@@ -19,6 +19,7 @@ import decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 __all__ = ["synthetic"]
 
@@ -42,7 +43,7 @@ _WORDS_B = ("Heart Road Night River Dream Fire Rain Train Love Song Moon Highway
 _PLAYLIST_TITLES = ("Music|Movies|TV Shows|Audiobooks|90’s Music|Music Videos|Brazilian Music|Classical|"
                     "Grunge|Heavy Metal Classic|On-The-Go|Road Trip|Workout|Chill|Focus|Party").split("|")
 _DESCRIPTIONS = ["Handpicked.", "Songs for a long drive.", "Niños y niñas: canciones.", "Late night, low volume."]
-_PRICES = np.array([decimal.Decimal("0.99"), decimal.Decimal("1.99")], dtype=object)
+_PRICES = pa.array([decimal.Decimal("0.99"), decimal.Decimal("1.99")], pa.decimal128(10, 2))
 _EPOCH = np.datetime64("2024-01-01T00:00:00", "us")
 _STRING = pd.StringDtype("pyarrow")
 
@@ -85,7 +86,11 @@ def _links(rng: np.random.Generator, n_songs: int, n_playlists: int, n_links: in
     starts = np.r_[0, np.flatnonzero(np.diff(playlist_id)) + 1]
     sizes = np.diff(np.r_[starts, len(keys)])
     position = np.arange(len(keys)) - np.repeat(starts, sizes) + 1
-    return pd.DataFrame({"playlist_id": playlist_id + 1, "song_id": song_index + 1, "position": position})
+    return pd.DataFrame({
+        "playlist_id": pd.array(playlist_id + 1, dtype="Int32"),
+        "song_id": pd.array(song_index + 1, dtype="Int32"),
+        "position": pd.array(position, dtype="Int32"),
+    })
 
 
 def synthetic(
@@ -98,15 +103,16 @@ def synthetic(
     Ids run from 1; positions are 1..n in ``song_id`` order within each
     playlist (the rule of migration 0003).
 
-    Columns are exactly the tables' columns, in table order, with these
-    dtypes (nullable in the table means a nullable dtype here):
+    Columns are exactly the tables' columns, in table order, with the
+    dtypes :func:`playlist_tools.frames.read_frame` gives those columns, so
+    a frame written and read back compares equal:
 
-    * NOT NULL integers (ids, ``position``): ``int64``;
-    * nullable integers (``duration_ms``, ``size_bytes``): ``Int64``;
-    * text: ``string[pyarrow]`` (``pd.NA`` for NULL; ``composer`` and
-      ``description`` have some);
-    * ``unit_price``: ``object`` holding :class:`decimal.Decimal` (exact
-      cents, ``0.99`` for audio, ``1.99`` for video, as in Chinook);
+    * ``integer`` columns (ids, ``position``, ``duration_ms``): ``Int32``;
+      ``bigint`` (``size_bytes``): ``Int64``;
+    * text: ``string`` (``pd.StringDtype("pyarrow")``, ``pd.NA`` for NULL;
+      ``composer`` and ``description`` have some);
+    * ``unit_price``: ``decimal128(10, 2)[pyarrow]``, exact cents (``0.99``
+      for audio, ``1.99`` for video, as in Chinook);
     * ``created_at``: ``datetime64[us, UTC]``, within 2024.
 
     Parameters
@@ -131,7 +137,7 @@ def synthetic(
     >>> frames["songs"].columns.tolist()
     ['song_id', 'title', 'artist', 'album', 'genre', 'composer', 'file_format', 'duration_ms', 'size_bytes', 'unit_price']
     >>> frames["songs"].dtypes.astype(str).tolist()
-    ['int64', 'string', 'string', 'string', 'string', 'string', 'string', 'Int64', 'Int64', 'object']
+    ['Int32', 'string', 'string', 'string', 'string', 'string', 'string', 'Int32', 'Int64', 'decimal128(10, 2)[pyarrow]']
     >>> synthetic(5, 2, seed=0)["songs"].equals(frames["songs"])
     True
     >>> frames["playlist_song_association"].columns.tolist()
@@ -170,27 +176,27 @@ def synthetic(
     composer[rng.random(n_songs) < 0.28] = pd.NA
 
     songs = pd.DataFrame({
-        "song_id": np.arange(1, n_songs + 1, dtype=np.int64),
+        "song_id": pd.array(np.arange(1, n_songs + 1), dtype="Int32"),
         "title": _pick(titles, rng.integers(0, len(titles), n_songs)),
         "artist": _pick(artist_names, album_artist[album]),
         "album": _pick(album_names, album),
         "genre": _weighted(rng, _GENRES, n_songs),
         "composer": composer,
         "file_format": file_format,
-        "duration_ms": pd.array(duration, dtype="Int64"),
+        "duration_ms": pd.array(duration, dtype="Int32"),
         "size_bytes": pd.array(size, dtype="Int64"),
-        "unit_price": _PRICES[video.astype(np.int64)],
+        "unit_price": pd.Series(pd.arrays.ArrowExtensionArray(_PRICES.take(video.astype(np.int64)))),
     })
     description = _pick(_DESCRIPTIONS, rng.integers(0, 4, n_playlists))
     description[rng.random(n_playlists) < 0.5] = pd.NA
     seconds = rng.integers(0, 366 * 24 * 3600, n_playlists)
     playlists = pd.DataFrame({
-        "playlist_id": np.arange(1, n_playlists + 1, dtype=np.int64),
+        "playlist_id": pd.array(np.arange(1, n_playlists + 1), dtype="Int32"),
         "title": _pick(_PLAYLIST_TITLES, rng.integers(0, len(_PLAYLIST_TITLES), n_playlists)),
         "description": description,
         "created_at": pd.Series(_EPOCH + seconds.astype("timedelta64[s]")).dt.tz_localize(datetime.timezone.utc),
     })
     links = _links(rng, n_songs, n_playlists, n_links) if n_songs and n_playlists else (
-        pd.DataFrame({c: np.empty(0, np.int64) for c in ("playlist_id", "song_id", "position")})
+        pd.DataFrame({c: pd.array([], dtype="Int32") for c in ("playlist_id", "song_id", "position")})
     )
     return {"songs": songs, "playlists": playlists, "playlist_song_association": links}

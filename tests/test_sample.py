@@ -18,7 +18,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 from conftest import REPO_ROOT, table_rows
-from playlist_tools import models, sample
+from playlist_tools import frames, models, sample
 from playlist_tools.sample import TABLES, SampleError
 
 FRAMES = ("songs", "playlists", "playlist_song_association")
@@ -28,11 +28,11 @@ FRAMES = ("songs", "playlists", "playlist_song_association")
 
 
 def test_synthetic_columns_match_the_tables() -> None:
-    frames = sample.synthetic(200, 7, seed=3)
-    assert list(frames) == list(FRAMES)
+    made = sample.synthetic(200, 7, seed=3)
+    assert list(made) == list(FRAMES)
     for name in FRAMES:
         table = models.Base.metadata.tables[name]
-        assert frames[name].columns.tolist() == [column.name for column in table.columns]
+        assert made[name].columns.tolist() == [column.name for column in table.columns]
 
 
 def test_synthetic_is_deterministic_per_seed() -> None:
@@ -48,8 +48,8 @@ def test_synthetic_differs_across_seeds() -> None:
 
 
 def test_synthetic_keys_and_positions_are_consistent() -> None:
-    frames = sample.synthetic(2_000, 30, seed=0)
-    songs, playlists, links = frames["songs"], frames["playlists"], frames["playlist_song_association"]
+    made = sample.synthetic(2_000, 30, seed=0)
+    songs, playlists, links = made["songs"], made["playlists"], made["playlist_song_association"]
     assert songs["song_id"].is_unique and playlists["playlist_id"].is_unique
     assert len(links) == 5_000
     assert not links.duplicated(["playlist_id", "song_id"]).any()
@@ -63,11 +63,21 @@ def test_synthetic_keys_and_positions_are_consistent() -> None:
 
 def test_synthetic_dtypes_are_faithful() -> None:
     songs = sample.synthetic(300, 3, seed=0)["songs"]
-    assert songs["song_id"].dtype == "int64"
+    assert songs["song_id"].dtype == "Int32"
     assert songs["size_bytes"].dtype == "Int64"
-    assert isinstance(songs["title"].dtype, pd.StringDtype)
-    assert {type(value) for value in songs["unit_price"]} == {decimal.Decimal}
+    assert songs["title"].dtype == pd.StringDtype("pyarrow")
+    assert songs["unit_price"].dtype == pd.ArrowDtype(pa.decimal128(10, 2))
+    assert {type(value) for value in songs["unit_price"].astype(object)} == {decimal.Decimal}
     assert songs["composer"].isna().any() and songs["composer"].notna().any()
+
+
+def test_synthetic_round_trips_through_the_database(engine: Engine) -> None:
+    models.Base.metadata.create_all(engine)
+    made = sample.synthetic(2_000, 12, seed=5)
+    for name in TABLES:
+        frames.write_frame(made[name], name, engine)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(frames.read_frame(f"SELECT * FROM {name} ORDER BY 1, 2", engine), made[name])
 
 
 def test_synthetic_caps_links_at_every_pair() -> None:
@@ -77,9 +87,9 @@ def test_synthetic_caps_links_at_every_pair() -> None:
 
 @pytest.mark.parametrize("n_songs, n_playlists", [(0, 5), (5, 0), (0, 0)])
 def test_synthetic_handles_empty_sizes(n_songs: int, n_playlists: int) -> None:
-    frames = sample.synthetic(n_songs, n_playlists)
-    assert len(frames["songs"]) == n_songs and len(frames["playlists"]) == n_playlists
-    assert frames["playlist_song_association"].empty
+    made = sample.synthetic(n_songs, n_playlists)
+    assert len(made["songs"]) == n_songs and len(made["playlists"]) == n_playlists
+    assert made["playlist_song_association"].empty
 
 
 def test_synthetic_refuses_negative_sizes() -> None:
@@ -135,15 +145,15 @@ def test_the_licence_travels_with_the_data() -> None:
 
 
 def test_read_sample_keeps_the_quirks() -> None:
-    frames = sample.read_sample()
-    songs, playlists, links = frames["songs"], frames["playlists"], frames["playlist_song_association"]
+    made = sample.read_sample()
+    songs, playlists, links = made["songs"], made["playlists"], made["playlist_song_association"]
     assert (len(songs), len(playlists), len(links)) == (3503, 18, 8715)
     assert playlists["title"].value_counts()[["Music", "Movies", "TV Shows", "Audiobooks"]].tolist() == [2, 2, 2, 2]
     assert (~playlists["playlist_id"].isin(links["playlist_id"])).sum() == 4
     assert "90’s Music" in set(playlists["title"])
     assert songs["composer"].isna().sum() == 977
     assert (songs["file_format"] == "Protected MPEG-4 video file").sum() == 214
-    assert songs["unit_price"].map(str).value_counts().to_dict() == {"0.99": 3290, "1.99": 213}
+    assert songs["unit_price"].astype(str).value_counts().to_dict() == {"0.99": 3290, "1.99": 213}
     assert playlists["description"].isna().all()
     assert "created_at" not in playlists
 
@@ -185,6 +195,14 @@ def test_load_sample_counts(schema: Engine) -> None:
         assert scalar("SELECT count(*) FROM (SELECT position, row_number() OVER "
                       "(PARTITION BY playlist_id ORDER BY song_id) AS n FROM playlist_song_association) t "
                       "WHERE position <> n") == 0
+
+
+def test_loaded_rows_read_back_as_the_shipped_frames(schema: Engine) -> None:
+    sample.load_sample(schema, progress=False)
+    shipped = sample.read_sample()
+    for name in TABLES:
+        loaded = frames.read_frame(f"SELECT * FROM {name} ORDER BY 1, 2", schema)
+        pd.testing.assert_frame_equal(loaded[shipped[name].columns], shipped[name])
 
 
 def test_load_sample_twice_changes_nothing(schema: Engine) -> None:
