@@ -4,7 +4,8 @@ Every function takes the database last (``con``: a URL, an engine, a
 connection, or ``None`` for the default database; what is opened here is
 closed here, what you pass in is left open), binds every value as a
 parameter, and orders its rows completely, so the same data always gives
-the same frame.
+the same frame. Results come through :func:`playlist_tools.frames.read_frame`,
+with its dtypes (``Int32``/``Int64``, ``string``, exact decimals).
 
 Examples
 --------
@@ -24,13 +25,12 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.frames import read_frame
 from playlist_tools.schema import _connection
 
 __all__ = ["QueryError", "playlist_songs", "song_playlists", "playlist_summary"]
@@ -41,12 +41,6 @@ Con = str | URL | Engine | Connection | None
 class QueryError(PlaylistToolsError, LookupError):
     """A playlist or song that is not there, or a title that names several playlists."""
 
-
-_SONG_DTYPES = {
-    "song_id": "int64", "title": "string", "artist": "string", "album": "string",
-    "genre": "string", "composer": "string", "file_format": "string",
-    "duration_ms": "Int64", "size_bytes": "Int64", "unit_price": "object",
-}
 
 _PLAYLIST_SONGS = sa.text("""
     SELECT a.position, s.song_id, s.title, s.artist, s.album, s.genre, s.composer,
@@ -80,7 +74,7 @@ _SUMMARY = sa.text("""
         ORDER BY playlist_id, n DESC, genre COLLATE "C"
     )
     SELECT p.playlist_id, p.title, count(s.song_id) AS songs,
-           COALESCE(sum(s.duration_ms), 0) AS duration_ms,
+           COALESCE(sum(s.duration_ms), 0)::bigint AS duration_ms,
            top.genre AS top_genre, top.n AS top_genre_songs
     FROM playlists AS p
     LEFT JOIN playlist_song_association AS a ON a.playlist_id = p.playlist_id
@@ -90,12 +84,6 @@ _SUMMARY = sa.text("""
     GROUP BY p.playlist_id, p.title, top.genre, top.n
     ORDER BY p.playlist_id
 """)
-
-
-def _frame(connection: Connection, query: sa.TextClause, params: Mapping[str, object], dtypes: Mapping[str, str]) -> pd.DataFrame:
-    result = connection.execute(query, dict(params))
-    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-    return frame.astype(dict(dtypes))
 
 
 def _playlist_id(connection: Connection, playlist: int | str) -> int:
@@ -144,7 +132,7 @@ def playlist_songs(playlist: int | str, con: Con = None) -> pd.DataFrame:
     """
     with _connection(con) as connection:
         playlist_id = _playlist_id(connection, playlist)
-        return _frame(connection, _PLAYLIST_SONGS, {"playlist_id": playlist_id}, {"position": "int64", **_SONG_DTYPES})
+        return read_frame(_PLAYLIST_SONGS, connection, {"playlist_id": playlist_id})
 
 
 def song_playlists(song_id: int, con: Con = None) -> pd.DataFrame:
@@ -174,10 +162,7 @@ def song_playlists(song_id: int, con: Con = None) -> pd.DataFrame:
         ).scalar()
         if exists is None:
             raise QueryError(f"no song has id {song_id!r}; look one up with playlist_songs(...)")
-        return _frame(
-            connection, _SONG_PLAYLISTS, {"song_id": song_id},
-            {"playlist_id": "int64", "title": "string", "position": "int64"},
-        )
+        return read_frame(_SONG_PLAYLISTS, connection, {"song_id": song_id})
 
 
 def playlist_summary(con: Con = None, *, playlist: int | str | None = None) -> pd.DataFrame:
@@ -216,11 +201,7 @@ def playlist_summary(con: Con = None, *, playlist: int | str | None = None) -> p
     """
     with _connection(con) as connection:
         playlist_id = None if playlist is None else _playlist_id(connection, playlist)
-        frame = _frame(
-            connection, _SUMMARY, {"playlist_id": playlist_id},
-            {"playlist_id": "int64", "title": "string", "songs": "int64", "duration_ms": "int64",
-             "top_genre": "string", "top_genre_songs": "Int64"},
-        )
+        frame = read_frame(_SUMMARY, connection, {"playlist_id": playlist_id})
     duration = pd.to_timedelta(frame["duration_ms"], unit="ms").dt.round("s").astype("timedelta64[s]")
     frame.insert(frame.columns.get_loc("duration_ms") + 1, "duration", duration)
     return frame

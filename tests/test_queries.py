@@ -36,7 +36,8 @@ def test_playlist_songs_in_order(loaded: Engine, frames: dict[str, pd.DataFrame]
     assert songs["position"].tolist() == list(range(1, 27))
     links = frames["playlist_song_association"]
     assert songs["song_id"].tolist() == sorted(links.loc[links["playlist_id"] == 17, "song_id"])
-    assert str(songs["duration_ms"].dtype) == "Int64" and str(songs["title"].dtype) == "string"
+    assert str(songs["duration_ms"].dtype) == "Int32" and str(songs["title"].dtype) == "string"
+    assert str(songs["unit_price"].dtype) == "decimal128(10, 2)[pyarrow]"
 
 
 def test_playlist_songs_by_a_unique_title(loaded: Engine) -> None:
