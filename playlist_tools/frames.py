@@ -10,7 +10,7 @@ Dtypes of :func:`read_frame`, by PostgreSQL type (``NULL`` is always NA):
 
 ============================  =============================================
 ``smallint/integer/bigint``   ``Int16`` / ``Int32`` / ``Int64`` (nullable)
-``real/double precision``     ``Float32`` / ``Float64`` (nullable)
+``real/double precision``     ``Float32`` / ``Float64`` (nullable; ``NaN`` is NA too)
 ``boolean``                   ``boolean`` (nullable)
 ``text/varchar/char``         ``string`` (``pd.StringDtype("pyarrow")``)
 ``numeric(p, s)``             ``decimal128(p, s)[pyarrow]``: exact
@@ -286,9 +286,15 @@ def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int,
             yield _finish(pa.Table.from_batches(pending, schema=wire), plan), plan
 
 
+_MASKED = {
+    pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+    pa.float32(): pd.Float32Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(),
+}
+
+
 def _pandas_dtype(arrow: pa.DataType) -> Any:
-    if pa.types.is_integer(arrow) or pa.types.is_floating(arrow) or pa.types.is_boolean(arrow):
-        return pd.api.types.pandas_dtype(str(arrow).replace("int", "Int").replace("uInt", "UInt").replace("float", "Float").replace("bool", "boolean"))
+    if arrow in _MASKED:
+        return _MASKED[arrow]
     if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
         return pd.StringDtype("pyarrow")
     if pa.types.is_decimal(arrow) or pa.types.is_date(arrow) or pa.types.is_binary(arrow):
@@ -297,11 +303,15 @@ def _pandas_dtype(arrow: pa.DataType) -> Any:
 
 
 def _to_pandas(table: pa.Table, plan: _Plan) -> pd.DataFrame:
+    exact = {
+        i: [None if v is None else decimal.Decimal(v) for v in table.column(i).to_pylist()]
+        for i, spec in enumerate(plan.columns)
+        if spec.decimals
+    }
+    # self_destruct frees each Arrow column once converted: the peak stays near one copy.
     frame = table.to_pandas(types_mapper=_pandas_dtype, split_blocks=True, self_destruct=True)
-    for i, spec in enumerate(plan.columns):
-        if spec.decimals:
-            values = [None if v is None else decimal.Decimal(v) for v in table.column(i).to_pylist()]
-            frame.isetitem(i, pd.Series(values, index=frame.index, dtype=object))
+    for i, values in exact.items():
+        frame.isetitem(i, pd.Series(values, index=frame.index, dtype=object))
     return frame
 
 
@@ -598,8 +608,10 @@ def write_frame(
                         pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
                         copy.write(sink.getvalue())
             except psycopg.Error as err:
+                detail = f" ({err.diag.message_detail})" if err.diag.message_detail else ""
                 raise FrameError(
-                    f"writing {len(df)} rows to {name} failed, nothing was written: {str(err).strip().splitlines()[0]}"
+                    f"writing {len(df)} rows to {name} failed: {str(err).strip().splitlines()[0]}{detail}; "
+                    "nothing was written, fix those rows and write again"
                 ) from err
     return len(df)
 
