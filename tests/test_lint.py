@@ -1,0 +1,113 @@
+"""squawk over the migrations' SQL: the history passes, bad SQL does not, each exclusion earns its place."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from alembic.config import Config
+
+from conftest import REPO_ROOT
+from playlist_tools import lint
+from playlist_tools.errors import PlaylistToolsError, RevisionError
+from test_atomicity import scratch_history
+
+HISTORY = ["0001", "0002", "0003", "0004", "0005"]
+SETTINGS = tomllib.loads((REPO_ROOT / lint.CONFIG_NAME).read_text())
+
+DROPS_A_COLUMN = '''\
+"""Dropped album
+
+Revision ID: 0006
+Revises: 0005
+"""
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.drop_column("songs", "album")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def quiet_config(ini: Path) -> Config:
+    config = Config(str(ini))
+    config.attributes["skip_logging_config"] = True
+    return config
+
+
+def test_committed_history_passes() -> None:
+    findings = lint.lint("base:head")
+    assert findings.empty, findings.to_string()
+
+
+@pytest.mark.parametrize("revision", HISTORY)
+def test_each_revision_passes_alone(revision: str) -> None:
+    findings = lint.lint(revision)
+    assert findings.empty, findings.to_string()
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("ALTER TABLE songs DROP COLUMN album;", "ban-drop-column"),
+        ("DROP TABLE songs;", "ban-drop-table"),
+        ("ALTER TABLE songs ADD COLUMN rating integer NOT NULL;", "adding-required-field"),
+        ("ALTER TABLE songs ALTER COLUMN title TYPE text;", "changing-column-type"),
+        ("ALTER TABLE songs ADD COLUMN rating integer;", "require-lock-timeout"),
+    ],
+)
+def test_bad_sql_yields_findings(sql: str, rule: str) -> None:
+    findings = lint.lint(sql)
+    assert rule in set(findings["rule"]), findings.to_string()
+    assert findings["revision"].isna().all()
+    assert list(findings.columns) == lint.COLUMNS
+    assert (findings["line"] == 1).all()
+
+
+def test_findings_name_the_revision_and_line(tmp_path: Path) -> None:
+    ini = scratch_history(tmp_path, failing=None)
+    (tmp_path / "alembic" / "versions" / "0006_dropped_album.py").write_text(DROPS_A_COLUMN)
+    config = quiet_config(ini)
+    findings = lint.lint("base:head", config)
+    assert findings[["revision", "rule"]].values.tolist() == [["0006", "ban-drop-column"]]
+    sql_lines = lint.offline_sql("base:head", config).splitlines()
+    assert sql_lines[findings["line"].iloc[0] - 1] == "ALTER TABLE songs DROP COLUMN album;"
+    assert lint.lint("0006", config)["rule"].tolist() == ["ban-drop-column"]
+
+
+def test_offline_sql_sets_lock_timeout_so_that_rule_stays_on() -> None:
+    assert "require-lock-timeout" not in SETTINGS["excluded_rules"]
+    assert lint.offline_sql("0002").startswith("SET lock_timeout = '10s';")
+
+
+def test_every_excluded_rule_is_needed_and_explained(tmp_path: Path) -> None:
+    """An exclusion that no longer fires anywhere should be deleted; each one has a reason above it."""
+    everything_on = tmp_path / "all-rules.toml"
+    everything_on.write_text(f'pg_version = "{SETTINGS["pg_version"]}"\n')
+    fired = set(lint.lint("base:head", squawk_config=everything_on)["rule"])
+    excluded = SETTINGS["excluded_rules"]
+    assert set(excluded) <= fired, f"excluded but never fired: {sorted(set(excluded) - fired)}"
+    text = (REPO_ROOT / lint.CONFIG_NAME).read_text()
+    for rule in excluded:
+        before = text[: text.index(f'"{rule}"')].rstrip().splitlines()[-1].strip()
+        assert before.startswith("#"), f"{rule} has no reason written above it"
+
+
+def test_unknown_revision_is_a_clear_error() -> None:
+    with pytest.raises(RevisionError, match="'nope'.*alembic history"):
+        lint.lint("nope")
+
+
+def test_missing_squawk_config_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PlaylistToolsError, match="does not exist"):
+        lint.lint("base:head", squawk_config=tmp_path / "missing.toml")
