@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from importlib import resources
 
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import REGCLASS, insert
 from sqlalchemy.engine import URL, Connection, Engine
+from tqdm import TqdmWarning
 
 from playlist_tools import db
 from playlist_tools.errors import PlaylistToolsError
@@ -197,7 +199,11 @@ def load_sample(
     >>> again["inserted"].tolist()
     [0, 0, 0]
     """
-    from tqdm.auto import tqdm
+    with warnings.catch_warnings():
+        # Without ipywidgets, tqdm.auto warns (with a path) and falls back to
+        # a text bar, which is fine: notebooks show it too.
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm
 
     frames = read_sample()
     rows = {name: _rows(frames[name]) for name in TABLES}
