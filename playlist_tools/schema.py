@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
@@ -206,6 +207,7 @@ def columns(table: str, con: str | URL | Engine | Connection | None = None) -> p
     return own.drop(columns=["table", "attnum"]).reset_index(drop=True)
 
 
+@dataclass(frozen=True, repr=False)
 class MermaidDiagram:
     """Mermaid text that JupyterLab (4.1+) renders as a diagram.
 
@@ -214,8 +216,7 @@ class MermaidDiagram:
     text, ready to paste into a Markdown file or https://mermaid.live.
     """
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    text: str
 
     def _repr_markdown_(self) -> str:
         return f"```mermaid\n{self.text}\n```"
@@ -225,21 +226,12 @@ class MermaidDiagram:
 
     __repr__ = __str__
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MermaidDiagram) and other.text == self.text
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 _SHORT_TYPES = {
-    "character varying": "varchar",
-    "timestamp with time zone": "timestamptz",
-    "timestamp without time zone": "timestamp",
-    "time with time zone": "timetz",
-    "time without time zone": "time",
-    "double precision": "float8",
+    "character varying": "varchar", "timestamp with time zone": "timestamptz",
+    "timestamp without time zone": "timestamp", "time with time zone": "timetz",
+    "time without time zone": "time", "double precision": "float8", "bit varying": "varbit",
     "character": "char",
-    "bit varying": "varbit",
 }
 
 

@@ -296,3 +296,10 @@ def test_progress_bar_goes_to_stderr(schema: Engine, capsys: pytest.CaptureFixtu
     assert "loading sample" in captured.err and "12236/12236" in captured.err
     sample.load_sample(schema, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_connection_outside_a_transaction_is_committed_and_left_open(schema: Engine) -> None:
+    with schema.connect() as connection:
+        sample.load_sample(connection, progress=False)
+        assert not connection.closed and not connection.in_transaction()
+    assert _counts(schema)["songs"] == 3503
