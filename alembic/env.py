@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from alembic import context, util
 from alembic.runtime.migration import MigrationContext
 from alembic.script.revision import ResolutionError
+from alembic.script.revision import RevisionError as AlembicRevisionError
 from playlist_tools import db, locks, models
 from playlist_tools.errors import MigrationError, PlaylistToolsError
 
@@ -148,9 +149,14 @@ except PlaylistToolsError as err:
     # a traceback; playlist_tools.migrations unwraps it back via __cause__.
     raise util.CommandError(str(err)) from err
 except util.CommandError as err:
-    if not isinstance(err.__cause__, ResolutionError):
-        raise
-    raise util.CommandError(
-        f"{err}; run `alembic history` to list the known revisions, "
-        "or use head, base, +N or -N"
-    ) from err.__cause__
+    if isinstance(err.__cause__, ResolutionError):
+        raise util.CommandError(
+            f"{err}; run `alembic history` to list the known revisions, "
+            "or use head, base, +N or -N"
+        ) from err.__cause__
+    if isinstance(err.__cause__, AlembicRevisionError):  # e.g. "+9" past head
+        raise util.CommandError(
+            f"{err}; run `alembic current` to see where the database is "
+            "and `alembic history` for how far it can go"
+        ) from err.__cause__
+    raise

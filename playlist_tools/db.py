@@ -154,6 +154,13 @@ def parse_url(url: str | URL, *, source: str = "database URL") -> URL:
             f"{source} {mask_url(parsed)!r} has scheme {parsed.drivername!r}; "
             "playlist-tools needs PostgreSQL: postgresql://user:password@host:port/dbname"
         )
+    try:
+        parsed.get_dialect()  # loads SQLAlchemy's dialect class only, not the driver
+    except sa.exc.NoSuchModuleError as err:
+        raise DatabaseURLError(
+            f"{source} {mask_url(parsed)!r} names driver {parsed.get_driver_name()!r}, which SQLAlchemy "
+            "does not know; write postgresql:// (psycopg 3) or postgresql+psycopg2://"
+        ) from err
     return parsed
 
 
@@ -394,7 +401,13 @@ def create_engine(url: str | URL | None = None, **kwargs: object) -> Engine:
     connect_args = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]
     connect_args.setdefault("application_name", APPLICATION_NAME)
     connect_args.setdefault("connect_timeout", 10)
-    engine = sa.create_engine(resolved, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
+    try:
+        engine = sa.create_engine(resolved, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
+    except ImportError as err:
+        raise DatabaseURLError(
+            f"{mask_url(resolved)!r} needs the Python package {err.name!r}, which is not installed; "
+            f"pip install it, or write postgresql:// to use psycopg 3"
+        ) from err
     shown = mask_url(resolved)
 
     @sa.event.listens_for(engine, "handle_error")

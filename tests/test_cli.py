@@ -187,3 +187,56 @@ def test_alembic_cli_bad_input(database_url: URL, env: dict[str, str], args: lis
             assert sa.inspect(engine).get_table_names() == [], "a failed command changed the database"
         finally:
             engine.dispose()
+
+
+# -- playlist-tools db locks / lint ---------------------------------------------------
+
+
+def test_db_locks_names_waiters_and_holders(database_url: URL) -> None:
+    import threading
+
+    engine = db.create_engine(database_url, connect_args={"application_name": "analysis.ipynb"})
+    holder, waiter = engine.connect(), engine.connect()
+    try:
+        holder.execute(sa.text("CREATE TABLE scratch (x int)"))
+        holder.commit()
+        holder_pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        holder.execute(sa.text("LOCK TABLE scratch IN ACCESS EXCLUSIVE MODE"))
+        thread = threading.Thread(target=lambda: waiter.execute(sa.text("SELECT * FROM scratch")).all())
+        thread.start()
+        env = {"DATABASE_URL": url_text(database_url)}
+        for _ in range(50):  # until the waiter is seen waiting
+            result = run_cli("playlist-tools", "db", "locks", env=env)
+            if "waits for" in result.stdout:
+                break
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.strip().splitlines()
+        waits = [line for line in lines if "query 'SELECT * FROM scratch') waits for" in line]
+        assert len(waits) == 1, lines
+        assert f"waits for pid {holder_pid} (application_name 'analysis.ipynb', idle in transaction for " in waits[0]
+        assert waits[0].endswith("query 'LOCK TABLE scratch IN ACCESS EXCLUSIVE MODE')")
+        assert lines[-1].endswith(f"pg_terminate_backend(pid) for pid {holder_pid}")
+    finally:
+        holder.rollback()
+        thread.join()
+        holder.close()
+        waiter.close()
+        engine.dispose()
+    quiet = run_cli("playlist-tools", "db", "locks", env=env)
+    assert quiet.stdout.strip() == "no session waits for a lock, and none holds one while idle in a transaction"
+
+
+def test_lint_command(tmp_path: Path) -> None:
+    clean = run_cli("playlist-tools", "lint")
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.strip() == "no findings in base:head"
+    from test_lint import DROPS_A_COLUMN
+    from test_atomicity import scratch_history
+
+    ini = scratch_history(tmp_path, failing=None)
+    (tmp_path / "alembic" / "versions" / "0006_dropped_album.py").write_text(DROPS_A_COLUMN)
+    found = run_cli("playlist-tools", "lint", "0005:head", "-c", str(ini))
+    assert found.returncode == 1
+    assert found.stdout.splitlines()[0].startswith("0006:")
+    assert "ban-drop-column" in found.stdout
+    assert found.stdout.strip().endswith("1 finding(s) in 0005:head")

@@ -15,7 +15,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
 from conftest import run_cli, url_text
-from playlist_tools import db, locks
+from playlist_tools import db, locks, sessions
 from playlist_tools.errors import LockTimeoutError
 from test_atomicity import scratch_config, scratch_history, snapshot
 
@@ -192,7 +192,7 @@ def test_blocking_sessions_uses_pg_blocking_pids(database_url: URL, engine: Engi
     try:
         with engine.connect() as probe:
             for _ in range(200):
-                found = locks.blocking_sessions(probe, waiter_pid)
+                found = sessions.blocking_sessions(probe, waiter_pid)
                 probe.rollback()
                 if found:
                     break
