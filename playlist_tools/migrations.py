@@ -28,156 +28,30 @@ Examples
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import io
-import re
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 
 import pandas as pd
-import sqlalchemy as sa
-from alembic import autogenerate, command, util
+from alembic import command
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import MultipleHeads, ResolutionError
-from alembic.script.revision import RevisionError as AlembicRevisionError
-from sqlalchemy.engine import URL, Connection
+from alembic.script import Script
 
-from playlist_tools import db, losses
-from playlist_tools.errors import DataLossError, MigrationError, PlaylistToolsError, RevisionError
-from playlist_tools.revisions import COLUMNS, ancestors, diff_frame, next_id, ordered, revision_frame
+from playlist_tools import losses
+from playlist_tools.errors import DataLossError, MigrationError
+from playlist_tools.listings import COLUMNS, ancestors, ordered, revision_frame
+from playlist_tools.migration_config import REPO_ROOT, config
+from playlist_tools.migration_config import alembic_errors as _errors
+from playlist_tools.migration_config import connection as _connection
+from playlist_tools.migration_config import current_heads as _current_heads
+from playlist_tools.migration_config import script as _script
+from playlist_tools.revisions import check, merge, preview, revision
 
 __all__ = [
     "REPO_ROOT", "COLUMNS", "config", "current", "history", "heads", "upgrade",
     "downgrade", "data_loss", "sql", "preview", "check", "revision", "merge",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The checkout this package is installed from (editable install): alembic.ini and alembic/ live here."""
-
-
-def config(
-    url: str | URL | None = None,
-    *,
-    script_location: str | Path | None = None,
-    metadata: sa.MetaData | None = None,
-    connection: Connection | None = None,
-    ini: str | Path | None = None,
-) -> Config:
-    """An Alembic :class:`~alembic.config.Config` for the repo's migrations.
-
-    Parameters
-    ----------
-    url : str, URL or None
-        The database (``DATABASE_URL=...`` for the CLI); ``None`` leaves the
-        choice to ``playlist_tools.db``: ``$DATABASE_URL``, else the embedded
-        server. Nothing is resolved or started here.
-    script_location : str or Path, optional
-        Another migrations folder (``script_location`` in the ini).
-    metadata : sqlalchemy.MetaData, optional
-        What autogenerate compares against; default the package's models.
-    connection : sqlalchemy.engine.Connection, optional
-        Run on this connection; the caller owns it and closes it.
-    ini : str or Path, optional
-        Another ini file (``-c/--config``); default ``REPO_ROOT/alembic.ini``.
-
-    Raises
-    ------
-    MigrationError
-        When the ini file is missing (a non-editable install has none).
-
-    Examples
-    --------
-    >>> config().get_main_option("script_location").endswith("alembic")
-    True
-    """
-    path = Path(ini) if ini is not None else REPO_ROOT / "alembic.ini"
-    if not path.is_file():
-        raise MigrationError(
-            f"no Alembic configuration at {path}; install playlist-tools from a checkout "
-            "(pip install -e .) or pass ini= the path of an alembic.ini"
-        )
-    # quiet: "Generating /tmp/.../0002_....py ... done" would put a path in notebook outputs.
-    cfg = Config(str(path), cmd_opts=argparse.Namespace(quiet=True))
-    # env.py would otherwise call fileConfig and print INFO lines into notebook outputs.
-    cfg.attributes["skip_logging_config"] = True
-    if url is not None:
-        cfg.attributes["url"] = db.parse_url(url)
-    if script_location is not None:
-        cfg.set_main_option("script_location", str(script_location).replace("%", "%%"))
-    if metadata is not None:
-        cfg.attributes["target_metadata"] = metadata
-    if connection is not None:
-        cfg.attributes["connection"] = connection
-    return cfg
-
-
 _make_config = config
-
-# -- helpers ------------------------------------------------------------------
-
-
-def _script(cfg: Config) -> ScriptDirectory:
-    return ScriptDirectory.from_config(cfg)
-
-
-@contextlib.contextmanager
-def _connection(cfg: Config) -> Iterator[Connection]:
-    given = cfg.attributes.get("connection")
-    if given is not None:
-        started = not given.in_transaction()
-        yield given
-        # Reading autobegins a transaction; leaving it open would make env.py
-        # run the migrations inside it, uncommitted.
-        if started and given.in_transaction():
-            given.rollback()
-        return
-    engine = db.create_engine(cfg.attributes.get("url"), poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            yield connection
-    finally:
-        engine.dispose()
-
-
-def _current_heads(cfg: Config) -> tuple[str, ...]:
-    with _connection(cfg) as connection:
-        return tuple(MigrationContext.configure(connection).get_current_heads())
-
-
-def _known(cfg: Config) -> str:
-    ids = sorted(s.revision for s in _script(cfg).walk_revisions())
-    return ", ".join(ids) if ids else "none yet"
-
-
-@contextlib.contextmanager
-def _errors(cfg: Config) -> Iterator[None]:
-    """Turn Alembic's errors into ours: one line, naming the bad value."""
-    try:
-        yield
-    except util.CommandError as err:
-        cause = err.__cause__
-        if isinstance(cause, PlaylistToolsError):
-            raise cause from cause.__cause__  # env.py wraps ours for the CLI
-        if isinstance(cause, ResolutionError):
-            raise RevisionError(
-                f"unknown revision {cause.argument!r}; known revisions: {_known(cfg)}; "
-                "or use head, base, +N or -N (history() lists them)"
-            ) from cause
-        if isinstance(cause, MultipleHeads):
-            raise RevisionError(
-                f"{cause.argument!r} is ambiguous: the history has several heads "
-                f"({', '.join(sorted(cause.heads))}); use 'heads', name one, or merge them with merge()"
-            ) from cause
-        if isinstance(cause, AlembicRevisionError):
-            raise RevisionError(f"{err}; history() shows where each revision sits") from cause
-        message = " ".join(str(err).split())
-        if "not up to date" in message:
-            message += " Run upgrade(config, 'head') first."
-        raise MigrationError(message) from err
 
 
 def _listing(cfg: Config, scripts: Iterable[Script], indicate_current: bool) -> pd.DataFrame:
@@ -190,7 +64,18 @@ def _listing(cfg: Config, scripts: Iterable[Script], indicate_current: bool) -> 
 
 
 def current(config: Config | None = None) -> pd.DataFrame:
-    """The revision(s) the database is at (``alembic current``); empty at base."""
+    """The revision(s) the database is at (``alembic current``); empty at base.
+
+    Examples
+    --------
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open() as ws:
+    ...     before = current(ws.config)
+    ...     _ = upgrade(ws.config, "0002")
+    ...     after = current(ws.config)
+    >>> before.empty, after["rev"].tolist(), after["is_head"].tolist()
+    (True, ['0002'], [False])
+    """
     cfg = config if config is not None else _make_config()
     script = _script(cfg)
     with _errors(cfg):
@@ -210,7 +95,15 @@ def history(
     rev_range : str, optional
         ``"start:end"`` (``-r/--rev-range``); either side may be empty.
     indicate_current : bool
-        Ask the database which revision is current (``-i``); ``False`` needs no database.
+        Ask the database which revision is current (``-i/--indicate-current``);
+        ``False`` needs no database.
+
+    Examples
+    --------
+    >>> history(None, "0003:0004", indicate_current=False)
+        rev down_rev                             message  is_current  is_head
+    0  0003     0002  Added position to playlist entries       False    False
+    1  0004     0003   Renamed media_type to file_format       False    False
     """
     cfg = config if config is not None else _make_config()
     base, _, head = (rev_range or ":").partition(":")
@@ -220,7 +113,15 @@ def history(
 
 
 def heads(config: Config | None = None, *, indicate_current: bool = True) -> pd.DataFrame:
-    """The head revisions (``alembic heads``): more than one means parallel branches."""
+    """The head revisions (``alembic heads``): more than one means parallel branches.
+
+    ``indicate_current`` is as in :func:`history` (the CLI has no such flag here).
+
+    Examples
+    --------
+    >>> heads(None, indicate_current=False)["rev"].tolist()[-1] >= "0005"
+    True
+    """
     cfg = config if config is not None else _make_config()
     script = _script(cfg)
     with _errors(cfg):
@@ -251,6 +152,21 @@ def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | 
     -------
     pandas.DataFrame
         The revisions applied, in the order they ran; empty when already there.
+
+    Raises
+    ------
+    RevisionError
+        For an unknown or ambiguous ``revision``; nothing runs.
+
+    Examples
+    --------
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open(upto="0003") as ws:
+    ...     first = upgrade(ws.config, "+1")
+    ...     rest = upgrade(ws.config)
+    ...     again = upgrade(ws.config)
+    >>> first["rev"].tolist(), rest["rev"].tolist(), again.empty
+    (['0001'], ['0002', '0003'], True)
     """
     cfg = config if config is not None else _make_config()
     with _errors(cfg):
@@ -280,6 +196,23 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     ------
     DataLossError
         When a revision's downgrade cannot be rendered offline, so its loss is unknown.
+
+    Examples
+    --------
+    >>> import sqlalchemy as sa
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open(upto="0002") as ws:
+    ...     _ = upgrade(ws.config)
+    ...     with ws.engine.begin() as connection:
+    ...         _ = connection.execute(sa.text(
+    ...             "INSERT INTO playlists (title, description) VALUES ('a', 'mine'), ('b', NULL)"))
+    ...     loss = data_loss(ws.config, "base")
+    >>> loss
+        rev                      table       column  lost             what
+    0  0002                  playlists  description     1  non-null values
+    1  0001  playlist_song_association            *     0             rows
+    2  0001                      songs            *     0             rows
+    3  0001                  playlists            *     2             rows
     """
     cfg = config if config is not None else _make_config()
     script = _script(cfg)
@@ -324,6 +257,23 @@ def downgrade(
     ------
     DataLossError
         Before anything runs, when data would be lost and ``allow_data_loss`` is false.
+
+    Examples
+    --------
+    >>> import sqlalchemy as sa
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open(upto="0002") as ws:
+    ...     _ = upgrade(ws.config)
+    ...     with ws.engine.begin() as connection:
+    ...         _ = connection.execute(sa.text("INSERT INTO playlists (title, description) VALUES ('a', 'mine')"))
+    ...     try:
+    ...         downgrade(ws.config, "-1")
+    ...     except DataLossError as err:
+    ...         print(err)
+    ...     reverted = downgrade(ws.config, "-1", allow_data_loss=True)
+    downgrade to '-1' would destroy playlists.description (1 non-null values); pass allow_data_loss=True to downgrade anyway
+    >>> reverted["rev"].tolist()
+    ['0002']
     """
     cfg = config if config is not None else _make_config()
     if not allow_data_loss:
@@ -357,6 +307,10 @@ def sql(config: Config | None = None, revision_range: str = "base:head", *, down
     ['ALTER TABLE playlists DROP COLUMN description;']
     """
     cfg = config if config is not None else _make_config()
+    if downgrade and ":" not in revision_range:
+        raise MigrationError(
+            f"sql(..., downgrade=True) needs a range 'from:to' such as 'head:0002', not {revision_range!r}"
+        )
     buffer = io.StringIO()
     saved, cfg.output_buffer = cfg.output_buffer, buffer
     try:
@@ -365,109 +319,3 @@ def sql(config: Config | None = None, revision_range: str = "base:head", *, down
     finally:
         cfg.output_buffer = saved
     return buffer.getvalue()
-
-
-def _autogenerate(cfg: Config) -> list[object]:
-    """Autogenerate's diffs against the config's target metadata, writing nothing."""
-    script = _script(cfg)
-    context = autogenerate.RevisionContext(cfg, script, dict(
-        message=None, autogenerate=True, sql=False, head="head", splice=False,
-        branch_label=None, version_path=None, rev_id=None, depends_on=None,
-    ))
-
-    def retrieve(rev: object, ctx: object) -> list[object]:
-        context.run_autogenerate(rev, ctx)  # type: ignore[arg-type]
-        return []
-
-    with _errors(cfg), EnvironmentContext(cfg, script, fn=retrieve, as_sql=False,
-                                          template_args=context.template_args,
-                                          revision_context=context):
-        script.run_env()
-    return [diff for ops in context.generated_revisions[-1].upgrade_ops_list for diff in ops.as_diffs()]
-
-
-def preview(config: Config | None = None, metadata: sa.MetaData | None = None) -> pd.DataFrame:
-    """The operations ``alembic revision --autogenerate`` would write, without writing a file.
-
-    Parameters
-    ----------
-    metadata : sqlalchemy.MetaData, optional
-        The models to compare with; default the config's target metadata.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``op, table, name, detail``, in the order the file would list them.
-    """
-    cfg = config if config is not None else _make_config()
-    saved = cfg.attributes.get("target_metadata")
-    if metadata is not None:
-        cfg.attributes["target_metadata"] = metadata
-    try:
-        return diff_frame(_autogenerate(cfg))
-    finally:
-        if metadata is not None:
-            if saved is None:
-                del cfg.attributes["target_metadata"]
-            else:
-                cfg.attributes["target_metadata"] = saved
-
-
-def check(config: Config | None = None) -> pd.DataFrame:
-    """Drift between the models and the database (``alembic check``).
-
-    Returns :func:`preview` for the config's models: an empty DataFrame
-    when they match. Unlike the CLI (exit status 1), drift is data, not an
-    error; a database behind head raises :class:`MigrationError`.
-    """
-    return preview(config)
-
-
-def revision(
-    config: Config | None = None,
-    message: str | None = None,
-    *,
-    autogenerate: bool = True,
-    rev_id: str | None = None,
-    head: str = "head",
-    splice: bool = False,
-    branch_label: str | None = None,
-    depends_on: str | None = None,
-) -> Script:
-    """Write a new revision file (``alembic revision``).
-
-    Parameters
-    ----------
-    message : str
-        ``-m/--message``; also the file name's slug.
-    autogenerate : bool
-        ``--autogenerate``; true by default here (the CLI's default is false).
-    rev_id : str, optional
-        ``--rev-id``; default the next readable number (``0006`` after ``0005``), never random.
-    head, splice, branch_label, depends_on
-        ``--head``, ``--splice``, ``--branch-label``, ``--depends-on``.
-
-    Returns
-    -------
-    alembic.script.Script
-        ``.revision``, ``.path`` (read it for the source) and ``.doc``.
-    """
-    cfg = config if config is not None else _make_config()
-    with _errors(cfg):
-        written = command.revision(
-            cfg, message, autogenerate=autogenerate, rev_id=rev_id or next_id(_script(cfg)),
-            head=head, splice=splice, branch_label=branch_label, depends_on=depends_on,
-        )
-    assert isinstance(written, Script)  # one version location: one script
-    return written
-
-
-def merge(
-    config: Config | None = None, revisions: str = "heads", message: str | None = None, *, rev_id: str | None = None
-) -> Script:
-    """Write a revision that joins parallel branches (``alembic merge heads -m ...``)."""
-    cfg = config if config is not None else _make_config()
-    with _errors(cfg):
-        written = command.merge(cfg, revisions, message=message, rev_id=rev_id or next_id(_script(cfg)))
-    assert isinstance(written, Script)
-    return written

@@ -1,125 +1,24 @@
-"""Revisions and autogenerate diffs as DataFrames, in a deterministic order.
+"""Writing revisions: what autogenerate would write, drift, new revision files, merges.
 
-The table-shaping half of :mod:`playlist_tools.migrations`: nothing here
-touches a database or a file, so everything is easy to test on its own.
-
-Examples
---------
->>> from alembic.script import ScriptDirectory
->>> from playlist_tools import migrations
->>> script = ScriptDirectory.from_config(migrations.config())
->>> [s.revision for s in ordered(script.walk_revisions())][:3]
-['0001', '0002', '0003']
->>> sorted(ancestors(script, ["0002"]))
-['0001', '0002']
+Re-exported by :mod:`playlist_tools.migrations`, where the rest of the
+verbs live; the same conventions hold (``config`` first, ``None`` for the
+repo's migrations, data returned instead of printed). Revision ids
+default to the next readable number, never a random one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pandas as pd
-from alembic import util
+import sqlalchemy as sa
+from alembic import autogenerate, command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy.dialects import postgresql
 
-__all__ = ["COLUMNS", "DIFF_COLUMNS", "down_revisions", "ancestors", "ordered", "revision_frame", "diff_frame", "next_id"]
+from playlist_tools.listings import diff_frame
+from playlist_tools.migration_config import alembic_errors, config as make_config, script as _script
 
-COLUMNS = ["rev", "down_rev", "message", "is_current", "is_head"]
-"""The columns of every revision listing (``current``, ``history``, ``heads``, ``upgrade``...)."""
-
-DIFF_COLUMNS = ["op", "table", "name", "detail"]
-"""The columns of ``preview`` and ``check``."""
-
-
-def down_revisions(script: Script) -> tuple[str, ...]:
-    """The revisions ``script`` revises: none for a base, two or more for a merge."""
-    return tuple(util.to_tuple(script.down_revision, default=()))
-
-
-def ancestors(script: ScriptDirectory, revs: Iterable[str]) -> set[str]:
-    """``revs`` and every revision below them: what a database at ``revs`` has applied."""
-    seen: set[str] = set()
-    todo = list(revs)
-    while todo:
-        rev = todo.pop()
-        if rev not in seen:
-            seen.add(rev)
-            todo.extend(down_revisions(script.get_revision(rev)))  # type: ignore[arg-type]
-    return seen
-
-
-def ordered(scripts: Iterable[Script]) -> list[Script]:
-    """Base first, each revision after those it revises; parallel branches by id.
-
-    Alembic walks its map in no promised order; notebook outputs need one.
-    """
-    pending = {s.revision: s for s in scripts}
-    placed: list[Script] = []
-    while pending:
-        ready = min(
-            rev for rev, s in pending.items() if not set(down_revisions(s)) & pending.keys()
-        )
-        placed.append(pending.pop(ready))
-    return placed
-
-
-def revision_frame(scripts: Iterable[Script], current: Iterable[str], heads: Iterable[str]) -> pd.DataFrame:
-    """One row per revision: ``rev, down_rev, message, is_current, is_head``.
-
-    ``down_rev`` is ``"base"`` for a first revision and ``"a, b"`` for a merge;
-    ``message`` is the first paragraph of the file's docstring.
-    """
-    rows = list(scripts)
-    current, heads = set(current), set(heads)
-    data = {
-        "rev": [s.revision for s in rows],
-        "down_rev": [", ".join(down_revisions(s)) or "base" for s in rows],
-        "message": [s.doc for s in rows],
-        "is_current": [s.revision in current for s in rows],
-        "is_head": [s.revision in heads for s in rows],
-    }
-    return pd.DataFrame(data, columns=COLUMNS).astype({"is_current": bool, "is_head": bool})
-
-
-def _sql_type(value: object) -> str:
-    compile_ = getattr(value, "compile", None)
-    return str(compile_(dialect=postgresql.dialect())) if compile_ else repr(value)
-
-
-def _diff_row(diff: tuple[object, ...]) -> tuple[str, str, str, str]:
-    """One autogenerate diff tuple (``UpgradeOps.as_diffs()``) as (op, table, name, detail)."""
-    kind, rest = str(diff[0]), diff[1:]
-    if kind.endswith("_column"):  # (kind, schema, table name, Column)
-        _, table_name, column = rest
-        null = "NULL" if column.nullable else "NOT NULL"  # type: ignore[attr-defined]
-        return kind, str(table_name), column.name, f"{_sql_type(column.type)} {null}"  # type: ignore[attr-defined]
-    if kind.startswith("modify_"):  # (kind, schema, table, column, existing, old, new)
-        _, table_name, column_name, _, old, new = rest
-        return kind, str(table_name), str(column_name), f"{_sql_type(old)} -> {_sql_type(new)}"
-    item = rest[0]  # a Table, Index or Constraint
-    if kind.endswith("_table"):
-        return kind, item.name, "", ", ".join(c.name for c in item.columns)  # type: ignore[attr-defined]
-    table = getattr(item, "table", None)
-    columns = ", ".join(c.name for c in getattr(item, "columns", []))
-    return kind, str(getattr(table, "name", "")), str(getattr(item, "name", "") or ""), columns
-
-
-def diff_frame(diffs: Iterable[object]) -> pd.DataFrame:
-    """Autogenerate's diffs as rows ``op, table, name, detail``, in the file's order.
-
-    Examples
-    --------
-    >>> import sqlalchemy as sa
-    >>> column = sa.Column("description", sa.Text())
-    >>> diff_frame([("add_column", None, "playlists", column)])
-               op      table         name     detail
-    0  add_column  playlists  description  TEXT NULL
-    """
-    flat: list[tuple[object, ...]] = []
-    for diff in diffs:
-        flat.extend(diff if isinstance(diff, list) else [diff])  # modify_* come grouped
-    return pd.DataFrame([_diff_row(d) for d in flat], columns=DIFF_COLUMNS)
+__all__ = ["preview", "check", "revision", "merge", "next_id"]
 
 
 def next_id(script: ScriptDirectory) -> str:
@@ -127,10 +26,181 @@ def next_id(script: ScriptDirectory) -> str:
 
     Examples
     --------
-    >>> from alembic.script import ScriptDirectory
-    >>> from playlist_tools import migrations
-    >>> int(next_id(ScriptDirectory.from_config(migrations.config()))) > 5
+    >>> from playlist_tools.migration_config import config, script
+    >>> int(next_id(script(config()))) > 5
     True
     """
     numbers = [int(s.revision) for s in script.walk_revisions() if s.revision.isdigit()]
     return f"{max(numbers, default=0) + 1:04d}"
+
+
+def _autogenerate(cfg: Config) -> list[object]:
+    """Autogenerate's diffs against the config's target metadata, writing nothing."""
+    script = _script(cfg)
+    context = autogenerate.RevisionContext(cfg, script, dict(
+        message=None, autogenerate=True, sql=False, head="head", splice=False,
+        branch_label=None, version_path=None, rev_id=None, depends_on=None,
+    ))
+
+    def retrieve(rev: object, ctx: object) -> list[object]:
+        context.run_autogenerate(rev, ctx)  # type: ignore[arg-type]
+        return []
+
+    with alembic_errors(cfg), EnvironmentContext(cfg, script, fn=retrieve, as_sql=False,
+                                          template_args=context.template_args,
+                                          revision_context=context):
+        script.run_env()
+    return [diff for ops in context.generated_revisions[-1].upgrade_ops_list for diff in ops.as_diffs()]
+
+
+def preview(config: Config | None = None, metadata: sa.MetaData | None = None) -> pd.DataFrame:
+    """The operations ``alembic revision --autogenerate`` would write, without writing a file.
+
+    Parameters
+    ----------
+    metadata : sqlalchemy.MetaData, optional
+        The models to compare with; default the config's target metadata.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``op, table, name, detail``, in the order the file would list them.
+
+    Raises
+    ------
+    MigrationError
+        When the database is not at head (autogenerate compares against head).
+
+    Examples
+    --------
+    >>> import sqlalchemy as sa
+    >>> from playlist_tools import models
+    >>> from playlist_tools import migrations
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open() as ws:
+    ...     _ = migrations.upgrade(ws.config)
+    ...     with ws.engine.begin() as connection:
+    ...         _ = connection.execute(sa.text("ALTER TABLE playlists DROP COLUMN description"))
+    ...     drift = preview(ws.config, models.Base.metadata)
+    >>> drift
+               op      table         name     detail
+    0  add_column  playlists  description  TEXT NULL
+    """
+    cfg = config if config is not None else make_config()
+    saved = cfg.attributes.get("target_metadata")
+    if metadata is not None:
+        cfg.attributes["target_metadata"] = metadata
+    try:
+        return diff_frame(_autogenerate(cfg))
+    finally:
+        if metadata is not None:
+            if saved is None:
+                del cfg.attributes["target_metadata"]
+            else:
+                cfg.attributes["target_metadata"] = saved
+
+
+def check(config: Config | None = None) -> pd.DataFrame:
+    """Drift between the models and the database (``alembic check``).
+
+    Returns :func:`preview` for the config's models: an empty DataFrame
+    when they match. Unlike the CLI (exit status 1), drift is data, not an
+    error; a database behind head raises :class:`MigrationError`.
+
+    Examples
+    --------
+    >>> from playlist_tools import migrations
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open() as ws:
+    ...     _ = migrations.upgrade(ws.config)
+    ...     in_sync = check(ws.config).empty
+    >>> in_sync
+    True
+    """
+    return preview(config)
+
+
+def revision(
+    config: Config | None = None,
+    message: str | None = None,
+    *,
+    autogenerate: bool = True,
+    rev_id: str | None = None,
+    head: str = "head",
+    splice: bool = False,
+    branch_label: str | None = None,
+    depends_on: str | None = None,
+) -> Script:
+    """Write a new revision file (``alembic revision``).
+
+    Parameters
+    ----------
+    message : str
+        ``-m/--message``; also the file name's slug.
+    autogenerate : bool
+        ``--autogenerate``; true by default here (the CLI's default is false).
+    rev_id : str, optional
+        ``--rev-id``; default the next readable number (``0006`` after ``0005``), never random.
+    head, splice, branch_label, depends_on
+        ``--head``, ``--splice``, ``--branch-label``, ``--depends-on``.
+
+    Returns
+    -------
+    alembic.script.Script
+        ``.revision``, ``.path`` (read it for the source) and ``.doc``.
+
+    Examples
+    --------
+    A scratch workspace whose database lost an index the models have:
+
+    >>> from pathlib import Path
+    >>> import sqlalchemy as sa
+    >>> from playlist_tools import migrations
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open(upto="0005") as ws:
+    ...     _ = migrations.upgrade(ws.config)
+    ...     with ws.engine.begin() as connection:
+    ...         _ = connection.execute(sa.text("DROP INDEX ix_songs_genre"))
+    ...     script = revision(ws.config, "Restored genre index")
+    ...     name = Path(script.path).name
+    ...     operations = [line.strip() for line in Path(script.path).read_text().splitlines() if "op." in line]
+    >>> script.revision, script.down_revision, name
+    ('0006', '0005', '0006_restored_genre_index.py')
+    >>> for line in operations:
+    ...     print(line)
+    op.create_index(op.f('ix_songs_genre'), 'songs', ['genre'], unique=False)
+    op.drop_index(op.f('ix_songs_genre'), table_name='songs')
+    """
+    cfg = config if config is not None else make_config()
+    with alembic_errors(cfg):
+        written = command.revision(
+            cfg, message, autogenerate=autogenerate, rev_id=rev_id or next_id(_script(cfg)),
+            head=head, splice=splice, branch_label=branch_label, depends_on=depends_on,
+        )
+    assert isinstance(written, Script)  # one version location: one script
+    return written
+
+
+def merge(
+    config: Config | None = None, revisions: str = "heads", message: str | None = None, *, rev_id: str | None = None
+) -> Script:
+    """Write a revision that joins parallel branches (``alembic merge heads -m ... --rev-id ...``).
+
+    ``revisions`` is the CLI's positional argument; ``rev_id`` defaults as in :func:`revision`.
+
+    Examples
+    --------
+    >>> from playlist_tools import migrations
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open(upto="0005") as ws:
+    ...     _ = revision(ws.config, "a", autogenerate=False)
+    ...     _ = revision(ws.config, "b", autogenerate=False, head="0005", splice=True)
+    ...     joined = merge(ws.config, "heads", "join a and b")
+    >>> joined.revision, joined.down_revision
+    ('0008', ('0006', '0007'))
+    """
+    cfg = config if config is not None else make_config()
+    with alembic_errors(cfg):
+        written = command.merge(cfg, revisions, message=message, rev_id=rev_id or next_id(_script(cfg)))
+    assert isinstance(written, Script)
+    return written

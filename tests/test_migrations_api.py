@@ -14,7 +14,7 @@ from conftest import REPO_ROOT
 from playlist_tools import db, migrations
 from playlist_tools.errors import DatabaseUnavailableError, DataLossError, MigrationError, RevisionError
 from playlist_tools.models import Base
-from playlist_tools.revisions import COLUMNS
+from playlist_tools.listings import COLUMNS
 from playlist_tools.workspace import Workspace
 
 
