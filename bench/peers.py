@@ -3,18 +3,21 @@
 Run by ``bench/run.py``, never by hand. The database URL comes in
 ``$BENCH_URL`` and the input frame of a write in ``$BENCH_INPUT`` (Parquet).
 Prints one JSON line: seconds, rows, peak RSS and the part of it that the
-operation itself added (``ru_maxrss`` counts C allocations too, which
-``tracemalloc`` would miss).
+operation itself added. RSS counts C allocations too, which ``tracemalloc``
+would miss. The peak is Linux's ``VmHWM``, reset just before the operation
+(``/proc/self/clear_refs``): ``ru_maxrss`` would do, except that Linux
+carries it across ``exec`` from the parent, the benchmark driver, whose own
+peak would hide the child's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -100,12 +103,18 @@ def main(operation: str, table: str) -> None:
     import psycopg2  # noqa: F401
 
     frame = pd.read_parquet(os.environ["BENCH_INPUT"]) if operation in WRITES else None
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _memory_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     start = time.perf_counter()
     rows = WRITES[operation](table, frame) if frame is not None else READS[operation](table)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _memory_kb("VmHWM")
     print(json.dumps({"seconds": seconds, "rows": rows, "peak_mb": peak / 1024, "extra_mb": (peak - before) / 1024}))
+
+
+def _memory_kb(field: str) -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
 
 
 if __name__ == "__main__":

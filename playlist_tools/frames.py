@@ -1,30 +1,33 @@
-"""Query results as DataFrames, and DataFrames into tables, fast and with faithful dtypes.
+"""Query results as DataFrames, and DataFrames into tables: fast, with faithful dtypes.
 
-Reads go through Arrow: PostgreSQL's binary ``COPY`` decoded by ADBC
-(``adbc-driver-postgresql``) when we open the connection ourselves, split
-into parallel ``ctid`` ranges on one snapshot when a whole large table is
-read. Writes are one ``COPY ... FROM STDIN (FORMAT csv)`` fed by pyarrow's
-CSV writer, after the frame has been checked against the live table.
+:func:`read_frame` asks the server for the result's column types first
+(``LIMIT 0``), then fetches it as Arrow through ADBC (``adbc-driver-postgresql``:
+PostgreSQL's binary ``COPY``, decoded in C). A whole table of 32 MB or more
+is read as several ``ctid`` ranges at once, on one snapshot. ``numeric(p, s)``
+travels as an exactly scaled ``bigint`` (ADBC would turn it into text, the
+slowest part of a read). Through a caller's ``Connection`` the rows come
+from psycopg instead, inside that connection's transaction.
+:func:`write_frame` checks the frame against the live table, then sends it
+as one ``COPY ... FROM STDIN (FORMAT csv)`` written by pyarrow.
 
-Dtypes of :func:`read_frame`, by PostgreSQL type (``NULL`` is always NA):
+Dtypes of a result, by PostgreSQL type (``NULL`` is always NA):
 
-============================  =============================================
-``smallint/integer/bigint``   ``Int16`` / ``Int32`` / ``Int64`` (nullable)
-``real/double precision``     ``Float32`` / ``Float64`` (nullable; ``NaN`` is NA too)
-``boolean``                   ``boolean`` (nullable)
-``text/varchar/char``         ``string`` (``pd.StringDtype("pyarrow")``)
-``numeric(p, s)``             ``decimal128(p, s)[pyarrow]``: exact
-``numeric`` (no precision)    ``object`` holding :class:`decimal.Decimal`
-``date``                      ``date32[day][pyarrow]``: ``datetime.date`` values
-``timestamp``                 ``datetime64[us]``
-``timestamptz``               ``datetime64[us, UTC]``
-``bytea``                     ``binary[pyarrow]``
-anything else                 ``string``: PostgreSQL's text form (json, uuid...)
-============================  =============================================
+=============================  ==============================================
+``smallint/integer/bigint``    ``Int16`` / ``Int32`` / ``Int64`` (nullable)
+``real/double precision``      ``Float32`` / ``Float64`` (pandas: ``NaN`` is NA too)
+``boolean``                    ``boolean``
+``text/varchar/char``          ``string`` (``pd.StringDtype("pyarrow")``)
+``numeric(p, s)``, p <= 38     ``decimal128(p, s)[pyarrow]``: exact
+other ``numeric``              ``object`` holding :class:`decimal.Decimal`
+``date``                       ``date32[day][pyarrow]`` (``datetime.date`` values)
+``timestamp``                  ``datetime64[us]``
+``timestamptz``                ``datetime64[us, UTC]``
+``bytea``                      ``binary[pyarrow]``
+anything else                  ``string``: its PostgreSQL text (json, uuid, ...)
+=============================  ==============================================
 
 Examples
 --------
->>> import pandas as pd
 >>> from playlist_tools import db, frames
 >>> with db.fresh_database() as url:
 ...     frames.read_frame("SELECT 9007199254740993::bigint AS n UNION ALL SELECT NULL", url)
@@ -46,6 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc
 import pandas as pd
 import psycopg
 import pyarrow as pa
@@ -57,7 +62,7 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import URL
 
 from playlist_tools import db
-from playlist_tools.errors import FrameError
+from playlist_tools.errors import DatabaseUnavailableError, FrameError
 
 __all__ = ["read_frame", "to_parquet", "write_frame"]
 
@@ -65,106 +70,116 @@ Query = Union[str, sa.Select, sa.TextClause, sa.Table, type]
 Con = Union[sa.Connection, sa.Engine, URL, str, None]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
-_PYFORMAT = pg_dialect.dialect()
-_DOLLAR = pg_dialect.dialect(paramstyle="numeric_dollar")
-_PREPARER = _PYFORMAT.identifier_preparer
-# The PostgreSQL types that have a faithful Arrow twin, by type OID.
+_PYFORMAT = pg_dialect.dialect()  # psycopg's placeholders
+_DOLLAR = pg_dialect.dialect(paramstyle="numeric_dollar")  # ADBC's
+_QUOTE = _PYFORMAT.identifier_preparer.quote
+# PostgreSQL types with a faithful Arrow twin, by type OID.
 _ARROW_OF_OID = {
-    16: pa.bool_(), 17: pa.binary(), 21: pa.int16(), 23: pa.int32(), 20: pa.int64(),
-    700: pa.float32(), 701: pa.float64(), 25: pa.string(), 1043: pa.string(),
-    1042: pa.string(), 19: pa.string(), 1082: pa.date32(),
-    1114: pa.timestamp("us"), 1184: pa.timestamp("us", "UTC"),
+    16: pa.bool_(), 17: pa.binary(), 19: pa.string(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(),
+    25: pa.string(), 700: pa.float32(), 701: pa.float64(), 1042: pa.string(), 1043: pa.string(),
+    1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", "UTC"),
 }
-_NUMERIC_OID = 1700
-_PARALLEL_MIN_PAGES = 4096  # 32 MB: below that, a second connection costs more than it saves
+_NUMERIC = 1700
+_PARALLEL_MIN_PAGES = 4096  # 32 MB: below that, extra connections cost more than they save
+_MASKED = {
+    pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+    pa.float32(): pd.Float32Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _table_name(table: str | sa.Table | type) -> str:
+    """A table given by name, ``Table`` or model, quoted; anything else is refused."""
+    table = getattr(table, "__table__", table)
+    if isinstance(table, sa.Table):
+        return ".".join(_QUOTE(part) for part in filter(None, (table.schema, table.name)))
+    if not _IDENTIFIER.fullmatch(str(table)):
+        raise FrameError(f"table name {table!r} is not a plain identifier; pass the name as it is in the database, e.g. 'songs'")
+    return ".".join(_QUOTE(part) for part in str(table).split("."))
+
+
+# -- what a query returns -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Column:
     name: str
-    expr: str  # what travels: a select-list expression over the subquery ``_q``
-    wire: pa.DataType  # its Arrow type as it arrives
-    final: pa.DataType  # its Arrow type in the result
-    decimals: bool = False  # unconstrained numeric: text on the wire, Decimal objects in pandas
-
-
-@dataclass(frozen=True)
-class _Plan:
-    source: str  # ``(<query>)`` or a quoted table name
-    columns: list[_Column]
-    pages: int  # size of the table when ``source`` is one, else 0
-
-    def select(self, where: str = "") -> str:
-        aliases = ", ".join(f"c{i}" for i in range(len(self.columns)))
-        exprs = ", ".join(f"{c.expr} AS {_PREPARER.quote(c.name)}" for c in self.columns) or "*"
-        return f"SELECT {exprs} FROM {self.source} AS _q({aliases}){where}"
+    expr: str  # the select-list expression that travels, over the aliased source ``_q``
+    wire: pa.DataType  # Arrow type as it arrives
+    final: pa.DataType  # Arrow type in the result
+    decimals: bool = False  # unconstrained numeric: its text travels, pandas gets Decimal objects
 
 
 def _column(i: int, name: str, oid: int, precision: int | None, scale: int | None) -> _Column:
     ref = f"_q.c{i}"
     if oid in _ARROW_OF_OID:
         return _Column(name, ref, _ARROW_OF_OID[oid], _ARROW_OF_OID[oid])
-    if oid == _NUMERIC_OID and precision is not None and scale is not None and 0 <= scale <= precision <= 38:
-        final = pa.decimal128(precision, scale)
-        if precision <= 18:
-            # ADBC turns numeric into text slowly (a third of a 10-column read);
-            # an exactly scaled bigint travels and decodes ~3x faster.
-            return _Column(name, f"({ref} * 1{'0' * scale})::int8", pa.int64(), final)
-        return _Column(name, f"{ref}::text", pa.string(), final)
-    return _Column(name, f"{ref}::text", pa.string(), pa.string(), decimals=oid == _NUMERIC_OID)
+    if oid == _NUMERIC and precision is not None and scale is not None and 0 <= scale <= precision <= 38:
+        if precision <= 18:  # the unscaled value fits a bigint, which decodes ~3x faster than numeric
+            return _Column(name, f"({ref} * 1{'0' * scale})::int8", pa.int64(), pa.decimal128(precision, scale))
+        return _Column(name, f"{ref}::text", pa.string(), pa.decimal128(precision, scale))
+    return _Column(name, f"{ref}::text", pa.string(), pa.string(), decimals=oid == _NUMERIC)
 
 
-def _statement(query: Query, params: Mapping[str, Any] | None) -> tuple[sa.ClauseElement | None, str | None]:
-    """The query as a SQLAlchemy statement, or as a quoted table name."""
-    if isinstance(query, type) and hasattr(query, "__table__"):
-        query = query.__table__
-    if isinstance(query, sa.Table):
-        return None, _PREPARER.format_table(query)
-    if isinstance(query, str) and _IDENTIFIER.fullmatch(query.strip()):
-        return None, ".".join(_PREPARER.quote(part) for part in query.strip().split("."))
-    if isinstance(query, str):
-        query = sa.text(query)
-    if not isinstance(query, (sa.TextClause, sa.Select)):
-        raise FrameError(
-            f"cannot read {type(query).__name__} {query!r}; pass SQL text, a select(), a table name or a model"
-        )
-    if params:
-        query = query.params(**params)
-    return query, None
+@dataclass(frozen=True)
+class _Source:
+    statement: sa.ClauseElement | None  # a query, or
+    table: str | None  # a whole table, quoted
+
+    @classmethod
+    def of(cls, query: Query, params: Mapping[str, Any] | None) -> _Source:
+        if isinstance(getattr(query, "__table__", query), sa.Table) or (
+            isinstance(query, str) and _IDENTIFIER.fullmatch(query.strip())
+        ):
+            return cls(None, _table_name(query.strip() if isinstance(query, str) else query))  # type: ignore[arg-type]
+        statement = sa.text(query) if isinstance(query, str) else query
+        if not isinstance(statement, (sa.TextClause, sa.Select)):
+            raise FrameError(f"cannot read {query!r}; pass SQL text, a select(), a table name or a model")
+        return cls(statement.params(**params) if params else statement, None)
+
+    def sql(self, dialect: sa.Dialect) -> tuple[str, Any]:
+        """The source for ``FROM``, with its parameters in ``dialect``'s style."""
+        if self.statement is None:
+            return str(self.table), {} if dialect is _PYFORMAT else []
+        compiled = self.statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.params
+        # The newlines keep a trailing "--" comment of the query from eating our closing parenthesis.
+        return f"(\n{compiled}\n)", dict(params) if dialect is _PYFORMAT else [params[k] for k in compiled.positiontup or ()]
 
 
-def _compiled(statement: sa.ClauseElement | None, table: str | None, dialect: sa.Dialect) -> tuple[str, Any]:
-    if statement is None:
-        return str(table), ({} if dialect is _PYFORMAT else [])
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    if dialect is _DOLLAR:
-        return f"(\n{compiled}\n)", [compiled.params[name] for name in compiled.positiontup or ()]
-    return f"(\n{compiled}\n)", dict(compiled.params)
+def _select(source: str, columns: list[_Column], where: str = "") -> str:
+    # Positional aliases c0..cn: the query's own column names may repeat or need quoting.
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    exprs = ", ".join(f"{c.expr} AS {_QUOTE(c.name)}" for c in columns)
+    return f"SELECT {exprs} FROM {source} AS _q({aliases}){where}"
 
 
-def _plan(conn: psycopg.Connection, statement: sa.ClauseElement | None, table: str | None) -> _Plan:
-    """Describe the query's columns without running it (``LIMIT 0``)."""
-    source, params = _compiled(statement, table, _PYFORMAT)
-    # binary=True forces the extended protocol, which refuses a second statement
-    # smuggled into the text: this describe is also the injection gate.
-    with conn.cursor(binary=True) as cursor:
-        try:
-            cursor.execute(f"SELECT * FROM {source} AS _q LIMIT 0", params)
-            description, pages = cursor.description or [], 0
-            if table is not None:
-                cursor.execute(
-                    "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int", [table]
-                )
+def _describe(conn: psycopg.Connection, source: _Source) -> tuple[list[_Column], int]:
+    """The result's columns, from the server without running the query, and the table's pages."""
+    sql, params = source.sql(_PYFORMAT)
+    try:
+        # transaction(): a savepoint inside a caller's transaction, so a bad query doesn't doom it.
+        # binary=True: the extended protocol, which refuses a second statement smuggled into the text.
+        with conn.transaction(), conn.cursor(binary=True) as cursor:
+            cursor.execute(f"SELECT * FROM {sql} AS _q LIMIT 0", params)
+            description = cursor.description or []
+            pages = 0
+            if source.table is not None:
+                cursor.execute("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int", [source.table])
                 pages = int(cursor.fetchone()[0])  # type: ignore[index]
-        except psycopg.Error as err:
-            conn.rollback()
-            what = f"table {table}" if table else f"query {str(statement)[:80]!r}"
-            raise FrameError(
-                f"cannot read {what}: {str(err).strip().splitlines()[0]}; pass an existing table name, "
-                "a model, or one SELECT query with :name placeholders and params="
-            ) from err
-    columns = [_column(i, d.name, d.type_code, d.precision, d.scale) for i, d in enumerate(description)]
-    return _Plan(source, columns, pages)
+    except psycopg.Error as err:
+        what = f"table {source.table}" if source.table else f"query {str(source.statement)[:80]!r}"
+        raise FrameError(
+            f"cannot read {what}: {_first_line(err)}; pass an existing table or model, "
+            "or one SELECT query with :name placeholders and params="
+        ) from err
+    return [_column(i, d.name, d.type_code, d.precision, d.scale) for i, d in enumerate(description)], pages
+
+
+# -- connections ----------------------------------------------------------------------
 
 
 def _libpq_uri(url: URL) -> str:
@@ -173,123 +188,107 @@ def _libpq_uri(url: URL) -> str:
 
 
 @contextlib.contextmanager
-def _describer(con: Con) -> Iterator[tuple[psycopg.Connection, str | None]]:
-    """A psycopg connection to describe queries on, and the URI for ADBC (None: use the caller's)."""
+def _connection(con: Con) -> Iterator[tuple[psycopg.Connection, str | None]]:
+    """A psycopg connection, and the URI for ADBC: None when it is the caller's connection."""
     if isinstance(con, sa.Connection):
         driver = con.connection.driver_connection
         if not isinstance(driver, psycopg.Connection):
             raise FrameError(
-                f"connection uses driver {con.dialect.driver!r}; frames needs psycopg 3: "
-                "make the engine with a postgresql:// or postgresql+psycopg:// URL"
+                f"the connection's driver is {con.dialect.driver!r}; frames needs psycopg 3: "
+                "make the engine from a postgresql:// or postgresql+psycopg:// URL"
             )
         yield driver, None
         return
     url = con.url if isinstance(con, sa.Engine) else db.resolve_url(con)
-    uri = _libpq_uri(url)
     try:
-        conn = psycopg.connect(uri, autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(_libpq_uri(url), autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as err:
-        raise FrameError(f"cannot connect to {db.mask_url(url)}: {str(err).strip().splitlines()[-1]}") from err
+        raise DatabaseUnavailableError(
+            f"cannot connect to {db.mask_url(url)}: {_first_line(err)}; check that the server is running and the URL is right"
+        ) from err
     with conn:
-        yield conn, uri
+        yield conn, _libpq_uri(url)
 
 
-def _adbc_read(uri: str, sql: str, params: list[Any], snapshot: str | None = None) -> pa.RecordBatchReader:
-    import adbc_driver_postgresql.dbapi as adbc
+# -- reading ----------------------------------------------------------------------------
 
+
+def _adbc(uri: str, sql: str, params: list[Any], snapshot: str | None = None) -> Iterator[pa.RecordBatch]:
     # autocommit: a notebook kernel must not sit "idle in transaction" afterwards.
-    conn = adbc.connect(uri, autocommit=True)
-    cursor = conn.cursor()
-    if snapshot is not None:
-        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-    cursor.execute(sql, params or None)
-    reader = cursor.fetch_record_batch()
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from reader
-        finally:
-            cursor.close()
-            conn.close()
-
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    with adbc.connect(uri, autocommit=True) as conn, conn.cursor() as cursor:
+        if snapshot is not None:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        cursor.execute(sql, params or None)
+        yield from cursor.fetch_record_batch()
 
 
-def _parallel_read(uri: str, plan: _Plan, parts: int) -> pa.Table:
-    """Read a table as ``parts`` ctid ranges at once, all on one exported snapshot."""
-    import adbc_driver_postgresql.dbapi as adbc
-
-    bounds = [plan.pages * i // parts for i in range(parts)] + [None]
-    wheres = [
-        f" WHERE _q.ctid >= '({lo},0)'" + (f" AND _q.ctid < '({hi},0)'" if hi is not None else "")
-        for lo, hi in itertools.pairwise(bounds)
-    ]
+def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, parts: int) -> Iterator[pa.RecordBatch]:
+    """A whole table as ``parts`` ctid ranges read at once, all on the snapshot of a leader."""
+    bounds = [pages * i // parts for i in range(parts)] + [None]
+    wheres = [f" WHERE _q.ctid >= '({lo},0)'" + ("" if hi is None else f" AND _q.ctid < '({hi},0)'")
+              for lo, hi in itertools.pairwise(bounds)]
     with adbc.connect(uri, autocommit=True) as leader, leader.cursor() as cursor:
         cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cursor.execute("SELECT pg_export_snapshot()")
         snapshot = str(cursor.fetchone()[0])  # type: ignore[index]
-        if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # pragma: no cover - server-made
+        if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # pragma: no cover - the server makes it
             raise FrameError(f"unexpected snapshot id {snapshot!r} from the server")
-        with ThreadPoolExecutor(parts) as pool:
-            tables = list(pool.map(lambda w: _adbc_read(uri, plan.select(w), [], snapshot).read_all(), wheres))
+        with ThreadPoolExecutor(parts) as pool:  # ADBC decodes with the GIL released
+            parts_read = pool.map(lambda w: list(_adbc(uri, _select(table, columns, w), [], snapshot)), wheres)
+            batches = [batch for part in parts_read for batch in part]
         cursor.execute("COMMIT")
-    return pa.concat_tables(tables)
+    yield from batches
 
 
-def _psycopg_read(conn: psycopg.Connection, sql: str, params: dict[str, Any], plan: _Plan, rows: int) -> Iterator[pa.RecordBatch]:
-    schema = pa.schema([pa.field(c.name, c.wire) for c in plan.columns])
-    with conn.cursor(binary=True) as cursor:
+def _psycopg(conn: psycopg.Connection, sql: str, params: dict[str, Any], columns: list[_Column], rows: int) -> Iterator[pa.RecordBatch]:
+    schema = pa.schema([pa.field(c.name, c.wire) for c in columns])
+    with conn.transaction(), conn.cursor(binary=True) as cursor:
         stream = cursor.stream(sql, params, size=min(rows, 10_000))
-        while chunk := list(itertools.islice(stream, rows)):
-            arrays = [pa.array(values, type=c.wire) for values, c in zip(zip(*chunk), plan.columns)]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+        try:
+            while chunk := list(itertools.islice(stream, rows)):
+                yield pa.RecordBatch.from_arrays([pa.array(v, c.wire) for v, c in zip(zip(*chunk), columns)], schema=schema)
+        finally:
+            stream.close()  # psycopg cancels a stream left half-read; the connection is free again
 
 
-def _finish(table: pa.Table, plan: _Plan) -> pa.Table:
-    """Cast wire columns to their final types (scaled bigints back into decimals)."""
+def _finish(table: pa.Table, columns: list[_Column]) -> pa.Table:
+    """Wire types to final types: the scaled bigints are reinterpreted as decimals, no arithmetic."""
     arrays = []
-    for column, spec in zip(table.columns, plan.columns):
+    for column, spec in zip(table.columns, columns):
         if pa.types.is_integer(spec.wire) and pa.types.is_decimal(spec.final):
-            # The bigint is the unscaled decimal: reinterpret it, no arithmetic.
-            chunks = [pc.cast(chunk, pa.decimal128(38, 0)).view(spec.final) for chunk in column.chunks]
-            column = pa.chunked_array(chunks, type=spec.final)
+            column = pa.chunked_array([pc.cast(c, pa.decimal128(38, 0)).view(spec.final) for c in column.chunks], spec.final)
         arrays.append(column.cast(spec.final))
-    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.final) for c in plan.columns]))
+    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.final) for c in columns]))
 
 
-def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int, parts: int) -> Iterator[tuple[pa.Table, _Plan]]:
-    """The result as Arrow tables of final types, of ``rows`` rows each (at least one table)."""
-    statement, table = _statement(query, params)
-    with _describer(con) as (conn, uri):
-        plan = _plan(conn, statement, table)
-        wire = pa.schema([pa.field(c.name, c.wire) for c in plan.columns])
+def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int, parts: int) -> Iterator[tuple[pa.Table, list[_Column]]]:
+    """The result as Arrow tables of final types and ``rows`` rows each; at least one, maybe empty."""
+    source = _Source.of(query, params)
+    with _connection(con) as (conn, uri):
+        columns, pages = _describe(conn, source)
+        wire = pa.schema([pa.field(c.name, c.wire) for c in columns])
         if uri is None:
-            sql, args = _compiled(statement, table, _PYFORMAT)
-            batches: Iterator[pa.RecordBatch] = _psycopg_read(conn, _Plan(sql, plan.columns, 0).select(), args, plan, rows)
-        elif parts > 1 and plan.pages >= _PARALLEL_MIN_PAGES:
-            batches = iter(_parallel_read(uri, plan, parts).to_batches())
+            sql, args = source.sql(_PYFORMAT)
+            batches = _psycopg(conn, _select(sql, columns), args, columns, rows)
+        elif source.table is not None and parts > 1 and pages >= _PARALLEL_MIN_PAGES:
+            batches = _adbc_parallel(uri, source.table, columns, pages, parts)
         else:
-            sql, args = _compiled(statement, table, _DOLLAR)
-            batches = iter(_adbc_read(uri, _Plan(sql, plan.columns, 0).select(), args))
+            sql, args = source.sql(_DOLLAR)
+            batches = _adbc(uri, _select(sql, columns), args)
         pending: list[pa.RecordBatch] = []
-        size, sent = 0, False
-        for batch in batches:
-            pending.append(batch)
-            size += batch.num_rows
-            while size >= rows:
+        sent = False
+        try:
+            for batch in itertools.chain(batches, [None]):
+                pending += [] if batch is None else [batch]
                 whole = pa.Table.from_batches(pending, schema=wire)
-                rest = whole.slice(rows)
-                pending, size, sent = rest.to_batches(), rest.num_rows, True
-                yield _finish(whole.slice(0, rows), plan), plan
-        if size or not sent:
-            yield _finish(pa.Table.from_batches(pending, schema=wire), plan), plan
-
-
-_MASKED = {
-    pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
-    pa.float32(): pd.Float32Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(),
-}
+                while whole.num_rows >= rows or (batch is None and (whole.num_rows or not sent)):
+                    yield _finish(whole.slice(0, rows), columns), columns
+                    whole, sent = whole.slice(rows), True
+                pending = whole.to_batches()
+        # pyarrow reports ADBC's errors in the middle of a stream as OSError.
+        except (psycopg.Error, adbc_driver_manager.Error, OSError) as err:
+            raise FrameError(f"reading the result failed: {_first_line(err)}; nothing was changed") from err
 
 
 def _pandas_dtype(arrow: pa.DataType) -> Any:
@@ -299,16 +298,13 @@ def _pandas_dtype(arrow: pa.DataType) -> Any:
         return pd.StringDtype("pyarrow")
     if pa.types.is_decimal(arrow) or pa.types.is_date(arrow) or pa.types.is_binary(arrow):
         return pd.ArrowDtype(arrow)
-    return None  # timestamps: pandas' own datetime64[us] (with zone for timestamptz)
+    return None  # timestamps: pandas' own datetime64[us], zone-aware for timestamptz
 
 
-def _to_pandas(table: pa.Table, plan: _Plan) -> pd.DataFrame:
-    exact = {
-        i: [None if v is None else decimal.Decimal(v) for v in table.column(i).to_pylist()]
-        for i, spec in enumerate(plan.columns)
-        if spec.decimals
-    }
-    # self_destruct frees each Arrow column once converted: the peak stays near one copy.
+def _to_pandas(table: pa.Table, columns: list[_Column]) -> pd.DataFrame:
+    exact = {i: [None if v is None else decimal.Decimal(v) for v in table.column(i).to_pylist()]
+             for i, spec in enumerate(columns) if spec.decimals}
+    # self_destruct frees each Arrow column once converted, so the peak stays near one copy.
     frame = table.to_pandas(types_mapper=_pandas_dtype, split_blocks=True, self_destruct=True)
     for i, values in exact.items():
         frame.isetitem(i, pd.Series(values, index=frame.index, dtype=object))
@@ -325,35 +321,33 @@ def read_frame(
 ) -> pd.DataFrame | Iterator[pd.DataFrame]:
     """Run a query and return its result as a DataFrame with faithful dtypes.
 
-    See the module docstring for the dtype of each PostgreSQL type.
+    The module docstring lists the dtype of each PostgreSQL type.
 
     Parameters
     ----------
     query : str, sqlalchemy.Select, sqlalchemy.TextClause, sqlalchemy.Table or model class
-        SQL text (one ``SELECT``/``WITH``/``VALUES``/``TABLE`` query, with
+        One query as SQL text (``SELECT``, ``WITH``, ``VALUES``, ``TABLE``;
         ``:name`` placeholders), a ``select(...)`` (ORM selects too), or a
-        whole table: its name (``"songs"``, ``"public.songs"``, matched
-        exactly, quoted for you), its ``Table`` or its model (``Song``).
+        whole table: its exact name (``"songs"``, ``"public.songs"``; quoted
+        for you), its ``Table`` or its model (``Song``).
     con : sqlalchemy.Connection, sqlalchemy.Engine, str, URL or None
-        Where to read. ``None`` means :func:`playlist_tools.db.resolve_url`
-        (``$DATABASE_URL`` or the embedded server). With an Engine, URL or
-        ``None`` we open our own connections (ADBC, binary ``COPY``: the fast
-        path) and close them before returning. A Connection is used as is,
-        inside its transaction, so uncommitted rows are seen; we neither
-        commit nor close it. That path decodes rows with psycopg, which is
-        several times slower: pass the Engine when speed matters.
+        Where to read; ``None`` is :func:`playlist_tools.db.resolve_url`
+        (``$DATABASE_URL``, else the embedded server). With an Engine, a URL
+        or ``None`` we open our own connections (the fast path) and close
+        them before returning. A Connection is used as it is, inside its
+        transaction (its uncommitted rows are seen), and we neither commit
+        nor close it; rows then come through psycopg, several times slower.
     params : mapping, optional
-        Values for the ``:name`` placeholders, always sent as bound
-        parameters, never formatted into the SQL.
+        Values of the ``:name`` placeholders: always bound, never formatted
+        into the SQL.
     chunksize : int, optional
-        Return an iterator of DataFrames of at most this many rows instead,
-        for results larger than memory. The connections close when it is
-        exhausted or closed.
+        Return an iterator of DataFrames of ``chunksize`` rows (the last one
+        shorter), for results larger than memory. Its connections close when
+        it is exhausted or closed.
     parallel : int, optional
-        How many connections read a whole table at once, each a ``ctid``
-        range, all on one snapshot. Defaults to the number of CPUs (at most
-        4); only tables of 32 MB or more are split, and never with ``params``,
-        ``chunksize`` or a caller's Connection.
+        How many connections read a whole table at once (defaults to the
+        number of CPUs, at most 4). Only tables of 32 MB or more are split,
+        and never a query, ``chunksize`` or a caller's Connection.
 
     Returns
     -------
@@ -362,7 +356,7 @@ def read_frame(
     Raises
     ------
     FrameError
-        When the query fails or the table does not exist; nothing is changed.
+        When the table does not exist or the query fails; nothing is changed.
 
     Examples
     --------
@@ -388,25 +382,35 @@ def read_frame(
     >>> lamento.title.tolist()
     ['Lamento']
     """
-    parts = 1 if params or chunksize or isinstance(con, sa.Connection) else (parallel or min(os.cpu_count() or 1, 4))
     if chunksize is not None:
         if chunksize < 1:
             raise FrameError(f"chunksize={chunksize} must be a positive number of rows")
-        return (_to_pandas(t, plan) for t, plan in _tables(query, con, params, chunksize, 1))
-    tables = list(_tables(query, con, params, 2**62, parts))
-    return _to_pandas(tables[0][0], tables[0][1])
+        return (_to_pandas(table, columns) for table, columns in _tables(query, con, params, chunksize, 1))
+    parts = parallel or min(os.cpu_count() or 1, 4)
+    [(table, columns)] = _tables(query, con, params, 2**62, parts)
+    return _to_pandas(table, columns)
 
 
 def to_parquet(
-    query: Query, path: str | os.PathLike[str], con: Con = None, params: Mapping[str, Any] | None = None,
-    *, batch_rows: int = 100_000,
+    query: Query,
+    path: str | os.PathLike[str],
+    con: Con = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    batch_rows: int = 100_000,
 ) -> int:
-    """Stream a query's result into a Parquet file, never holding it all in memory.
+    """Stream a query's result into a Parquet file, ``batch_rows`` rows at a time.
 
-    Takes the same ``query``, ``con`` and ``params`` as :func:`read_frame`,
-    with the same Arrow types (an unconstrained ``numeric`` is stored as its
-    text). Returns the number of rows written. The file is written whole or
-    not at all: a failed read leaves no file behind.
+    ``query``, ``con`` and ``params`` are those of :func:`read_frame`, and so
+    are the Arrow types (an unconstrained ``numeric`` is stored as its text).
+    The file appears whole or not at all. Read it back with
+    ``pd.read_parquet(path, dtype_backend="pyarrow")`` to keep integers with
+    NULLs integers.
+
+    Returns
+    -------
+    int
+        The number of rows written.
 
     Examples
     --------
@@ -416,14 +420,15 @@ def to_parquet(
     >>> with db.fresh_database() as url:
     ...     frames.to_parquet("SELECT n FROM generate_series(1, 250000) AS n", path, url)
     250000
-    >>> pd.read_parquet(path).n.sum()
-    np.int64(31250125000)
-    >>> path.unlink()
+    >>> int(pd.read_parquet(path).n.sum())
+    31250125000
+    >>> path.unlink(); path.parent.rmdir()
     """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    rows, writer = 0, None
+    rows = 0
     try:
+        writer = None
         for table, _ in _tables(query, con, params, batch_rows, 1):
             writer = writer or pq.ParquetWriter(partial, table.schema)
             writer.write_table(table)
@@ -435,46 +440,34 @@ def to_parquet(
     return rows
 
 
-# -- writing -------------------------------------------------------------------
+# -- writing -----------------------------------------------------------------------------
 
-_ARROW_OF_UDT = {
+_ARROW_OF_TYPNAME = {
     "bool": pa.bool_(), "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(),
-    "float4": pa.float32(), "float8": pa.float64(), "text": pa.string(), "varchar": pa.string(),
-    "bpchar": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", "UTC"),
+    "float4": pa.float32(), "float8": pa.float64(), "date": pa.date32(),
+    "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", "UTC"),
 }
-# Which Arrow kinds may go into which target kind without PostgreSQL guessing.
-_ACCEPTS = {
-    "integer": ("integer", "floating", "decimal"),
-    "floating": ("integer", "floating", "decimal"),
-    "decimal": ("integer", "floating", "decimal"),
-    "boolean": ("boolean",),
-    "string": ("string",),
-    "date32": ("date32",),
-    "timestamp": ("timestamp",),
-}
-_COLUMNS_SQL = """
-SELECT a.attname, t.typname, a.atttypmod, a.attnotnull,
-       a.atthasdef OR a.attidentity <> '' AS has_default, a.attgenerated <> '' AS generated
+_KINDS = ("integer", "floating", "decimal", "boolean", "date32", "timestamp", "string", "large_string")
+# What may go into what: numbers into numbers (a safe cast checks range and
+# fractions), everything else only into its own kind; text is for text, json, uuid...
+_ACCEPTS = {"integer": {"integer", "floating", "decimal"}, "boolean": {"boolean"}, "date32": {"date32"}, "timestamp": {"timestamp"}}
+_ACCEPTS["floating"] = _ACCEPTS["decimal"] = _ACCEPTS["integer"]
+_ACCEPTS["string"] = {"string", "large_string"}
+_LIVE_COLUMNS = """
+SELECT a.attname, t.typname, a.atttypmod, a.attnotnull, a.atthasdef OR a.attidentity <> '', a.attgenerated <> ''
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attnum
+WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
 """
 
 
 def _kind(arrow: pa.DataType) -> str:
-    for kind in ("integer", "floating", "decimal", "boolean", "date32", "timestamp"):
-        if getattr(pa.types, f"is_{kind}")(arrow):
-            return kind
-    return "string" if pa.types.is_string(arrow) or pa.types.is_large_string(arrow) else str(arrow)
+    return next((k for k in _KINDS if getattr(pa.types, f"is_{k}")(arrow)), str(arrow))
 
 
 def _target(typname: str, typmod: int) -> pa.DataType:
-    if typname == "numeric" and typmod >= 4:
-        precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-        if scale <= precision <= 38:
-            return pa.decimal128(precision, scale)
-    return _ARROW_OF_UDT.get(typname, pa.string())  # other types: PostgreSQL parses their text
+    if typname == "numeric" and typmod >= 4 and ((typmod - 4) & 0xFFFF) <= (typmod - 4) >> 16 <= 38:
+        return pa.decimal128((typmod - 4) >> 16, (typmod - 4) & 0xFFFF)
+    return _ARROW_OF_TYPNAME.get(typname, pa.string())  # PostgreSQL parses the text of other types
 
 
 def _check(name: str, series: pd.Series, typname: str, typmod: int, not_null: bool) -> tuple[pa.Array | None, list[str]]:
@@ -483,35 +476,72 @@ def _check(name: str, series: pd.Series, typname: str, typmod: int, not_null: bo
     try:
         array = pa.array(series, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        return None, [f"column {name!r} mixes types ({err}); give it one dtype"]
+        return None, [f"column {name!r} mixes types ({_first_line(err)}); give it one dtype"]
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    source = _kind(array.type)
-    problems = []
     if array.null_count == len(array):
-        array = pa.nulls(len(array), target)  # all-NULL columns have no type of their own
-    elif source not in _ACCEPTS.get(_kind(target), ()):
+        array = pa.nulls(len(array), target)  # an all-NULL column has no type of its own
+    elif _kind(array.type) not in _ACCEPTS.get(_kind(target), {"string"}):
         return None, [f"column {name!r} is {series.dtype} but {typname} needs {target}; convert it first"]
-    elif source == "timestamp" and (array.type.tz is None) != (target.tz is None):
+    elif pa.types.is_timestamp(target) and (array.type.tz is None) != (target.tz is None):
         fix = ".dt.tz_localize('UTC')" if target.tz else ".dt.tz_localize(None)"
         return None, [f"column {name!r} is {series.dtype} but {typname} needs {target}; use df[{name!r}]{fix}"]
+    problems = []
     if not_null and array.null_count:
         problems.append(f"column {name!r} has {array.null_count} NULL(s) but is NOT NULL; fill or drop them")
     try:
-        array = array.cast(target)  # safe: overflow and truncation raise
+        array = array.cast(target)  # a safe cast: overflow and lost fractions raise
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        values = array.drop_null()
-        lo, hi = pc.min_max(values).values() if source in ("integer", "floating", "decimal") else (None, None)
-        problems.append(f"column {name!r} has values that do not fit {typname}{'' if lo is None else f' (range {lo} to {hi})'}: "
-                        f"{str(err).splitlines()[0]}; widen the column or fix the values")
-        return None, problems
-    if typname in ("varchar", "bpchar") and typmod >= 4 and len(array.drop_null()):
+        low, high = pc.min_max(array).values()
+        return None, [*problems, f"column {name!r} has values that do not fit {typname} (they range from {low} to {high}: "
+                                 f"{_first_line(err)}); use a wider column type or fix the values"]
+    if typname in ("varchar", "bpchar") and typmod >= 4 and array.null_count < len(array):
         lengths = pc.utf8_length(array)
         longest = pc.max(lengths).as_py()
         if longest > typmod - 4:
             value = array[pc.index(lengths, longest).as_py()].as_py()
-            problems.append(f"column {name!r} value {value[:40]!r} has {longest} characters, more than {typname}({typmod - 4}); shorten it")
+            problems.append(f"column {name!r} value {value[:40]!r} has {longest} characters, "
+                            f"more than {typname}({typmod - 4}); shorten it")
     return array, problems
+
+
+def _validate(df: pd.DataFrame, name: str, live: list[tuple[Any, ...]]) -> tuple[list[pa.Array], list[str]]:
+    columns = {row[0]: row for row in live}
+    problems = []
+    if df.columns.duplicated().any():
+        return [], [f"columns {sorted(map(str, set(df.columns[df.columns.duplicated()])))} appear twice; drop the copies"]
+    extra = [str(c) for c in df.columns if c not in columns]
+    if extra:
+        problems.append(f"columns {extra} are not in {name} (it has {', '.join(columns)}); rename or drop them")
+    for column, _, _, not_null, has_default, generated in live:
+        if column not in df.columns and not_null and not has_default:
+            problems.append(f"column {column!r} is required (NOT NULL, no default) but missing")
+        elif column in df.columns and generated:
+            problems.append(f"column {column!r} is generated by the database; drop it from the frame")
+    arrays = []
+    for column in df.columns:
+        if column in columns:
+            _, typname, typmod, not_null, _, _ = columns[column]
+            array, issues = _check(str(column), df[column], typname, typmod, not_null)
+            arrays.append(array)
+            problems += issues
+    return arrays, problems
+
+
+@contextlib.contextmanager
+def _transaction(con: Con) -> Iterator[psycopg.Connection]:
+    """psycopg inside a transaction we commit, or inside a savepoint of the caller's transaction."""
+    if isinstance(con, sa.Connection):
+        with _connection(con) as (conn, _), con.begin_nested() if con.in_transaction() else con.begin():
+            yield conn
+        return
+    engine = con if isinstance(con, sa.Engine) else db.create_engine(con, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection, _transaction(connection) as conn:
+            yield conn
+    finally:
+        if engine is not con:
+            engine.dispose()
 
 
 def write_frame(
@@ -521,34 +551,32 @@ def write_frame(
     *,
     if_exists: Literal["append", "fail", "replace"] = "append",
 ) -> int:
-    """Append a DataFrame's rows to an existing table, in one ``COPY``, all or nothing.
+    """Add a DataFrame's rows to an existing table in one ``COPY``: all rows or none.
 
-    Every column is checked against the live table before anything is sent:
-    unknown table, missing required columns, extra columns, wrong dtypes,
-    values that do not fit (an int64 beyond ``integer``, text longer than
-    ``varchar(n)``, too many digits for ``numeric(p, s)``) and NULLs in
-    ``NOT NULL`` columns. All problems are named in one :class:`FrameError`,
-    and nothing is written. Integral floats go into integer columns; empty
-    strings stay empty strings (not NULL); ``NaN`` in a float64 column is
-    ``NULL``, as pandas means it; floats into ``numeric`` round to its scale,
-    as PostgreSQL does.
+    Before anything is sent, the frame is checked against the live table,
+    and every problem is named in one :class:`FrameError`: an unknown table,
+    missing required columns, extra columns, wrong dtypes, values that do
+    not fit (an int64 beyond ``integer``, text longer than ``varchar(n)``,
+    too many digits for ``numeric(p, s)``), NULLs in ``NOT NULL`` columns.
+    Integral floats go into integer columns; empty strings stay empty
+    strings, not NULL; ``NaN`` in a float64 column is NULL, as pandas means
+    it; floats into ``numeric`` round to its scale, as PostgreSQL does.
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Its column names are the table's column names; the index is ignored.
+        Its column names are the table's; the index is not written.
     table : str, sqlalchemy.Table or model class
-        The target table (``"songs"``, ``"public.songs"``, ``Song``). It
-        must exist: the schema belongs to the migrations.
+        The table (``"songs"``, ``"public.songs"``, ``Song``). It must exist:
+        the schema belongs to the migrations.
     con : sqlalchemy.Connection, sqlalchemy.Engine, str, URL or None
-        As in :func:`read_frame`. With a Connection already in a
-        transaction, the rows join it (inside a savepoint, so a failed write
-        leaves that transaction usable) and the caller commits; otherwise we
-        begin and commit our own transaction. We close only what we open.
+        As in :func:`read_frame`. A Connection in a transaction gets the rows
+        inside it (in a savepoint, so a failed write leaves the transaction
+        usable) and the caller commits; otherwise we begin and commit our
+        own transaction. We close only what we open.
     if_exists : {"append", "fail", "replace"}
-        What to do when the table already has rows: add to them, refuse
-        (:class:`FrameError`), or delete them first in the same transaction
-        (foreign keys apply: a referenced row stops the whole write).
+        When the table already has rows: add to them, refuse, or first
+        delete them in the same transaction (foreign keys apply).
 
     Returns
     -------
@@ -571,92 +599,36 @@ def write_frame(
     ...     frames.read_frame("SELECT playlist_id, title FROM playlists", engine)
     ...     engine.dispose()
     2
-    cannot write to playlists: column 'name' is not in the table (it has playlist_id, title, description, created_at); rename or drop it; column 'title' is required (NOT NULL, no default) but missing; column 'playlist_id' has values that do not fit int4 (range 1099511627776 to 1099511627776): ...
+    cannot write to playlists: columns ['name'] are not in playlists (it has playlist_id, title, description, created_at); rename or drop them; column 'title' is required (NOT NULL, no default) but missing; column 'playlist_id' has values that do not fit int4 (they range from 1099511627776 to 1099511627776: ...); use a wider column type or fix the values
        playlist_id  title
     0            1  Music
     1            2
     """
     if if_exists not in ("append", "fail", "replace"):
         raise FrameError(f"if_exists={if_exists!r} is not one of 'append', 'fail', 'replace'")
-    if isinstance(table, type) and hasattr(table, "__table__"):
-        table = table.__table__
-    name = _PREPARER.format_table(table) if isinstance(table, sa.Table) else str(table)
-    if not isinstance(table, sa.Table) and not _IDENTIFIER.fullmatch(name):
-        raise FrameError(f"table name {name!r} is not a plain identifier; pass the name as it is in the database, e.g. 'songs'")
-    if not isinstance(table, sa.Table):
-        name = ".".join(_PREPARER.quote(part) for part in name.split("."))
-    with _transaction(con) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute(_COLUMNS_SQL, [name])
-            live = cursor.fetchall()
+    name = _table_name(table)
+    with _transaction(con) as conn, conn.cursor() as cursor:
+        live = cursor.execute(_LIVE_COLUMNS, [name]).fetchall()
         if not live:
             raise FrameError(f"table {name} does not exist; create it first (alembic upgrade head) or check the name")
         arrays, problems = _validate(df, name, live)
         if problems:
             raise FrameError(f"cannot write to {name}: " + "; ".join(problems))
-        with conn.cursor() as cursor:
-            if if_exists == "fail" and cursor.execute(f"SELECT EXISTS (SELECT FROM {name})").fetchone()[0]:  # type: ignore[index]
-                raise FrameError(f"table {name} already has rows; pass if_exists='append' or 'replace'")
-            try:
-                if if_exists == "replace":
-                    cursor.execute(f"DELETE FROM {name}")
-                columns = ", ".join(_PREPARER.quote(str(c)) for c in df.columns)
-                data = pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
-                with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-                    for batch in data.to_batches(max_chunksize=65_536):
-                        sink = pa.BufferOutputStream()
-                        pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
-                        copy.write(sink.getvalue())
-            except psycopg.Error as err:
-                detail = f" ({err.diag.message_detail})" if err.diag.message_detail else ""
-                raise FrameError(
-                    f"writing {len(df)} rows to {name} failed: {str(err).strip().splitlines()[0]}{detail}; "
-                    "nothing was written, fix those rows and write again"
-                ) from err
+        if if_exists == "fail" and cursor.execute(f"SELECT EXISTS (SELECT FROM {name})").fetchone()[0]:  # type: ignore[index]
+            raise FrameError(f"table {name} already has rows; pass if_exists='append' or 'replace'")
+        data = pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
+        try:
+            if if_exists == "replace":
+                cursor.execute(f"DELETE FROM {name}")
+            columns = ", ".join(_QUOTE(str(c)) for c in df.columns)
+            with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                for batch in data.to_batches(max_chunksize=65_536):
+                    sink = pa.BufferOutputStream()
+                    # pyarrow writes NULL as nothing and "" quoted, which is what COPY's CSV means.
+                    pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+                    copy.write(sink.getvalue())
+        except psycopg.Error as err:
+            detail = f" ({err.diag.message_detail})" if err.diag.message_detail else ""
+            raise FrameError(f"writing {len(df)} rows to {name} failed: {_first_line(err)}{detail}; "
+                             "nothing was written: fix those rows and write again") from err
     return len(df)
-
-
-def _validate(df: pd.DataFrame, name: str, live: list[tuple[Any, ...]]) -> tuple[list[pa.Array], list[str]]:
-    columns = {row[0]: row for row in live}
-    problems = []
-    extra = [str(c) for c in df.columns if c not in columns]
-    if extra:
-        problems.append(
-            f"column{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))} "
-            f"{'are' if len(extra) > 1 else 'is'} not in the table (it has {', '.join(columns)}); rename or drop "
-            f"{'them' if len(extra) > 1 else 'it'}"
-        )
-    if df.columns.duplicated().any():
-        problems.append(f"columns {sorted(set(df.columns[df.columns.duplicated()]))} appear twice; drop the copies")
-    for column, _typ, _mod, not_null, has_default, generated in live:
-        if column not in df.columns and not_null and not has_default:
-            problems.append(f"column {column!r} is required (NOT NULL, no default) but missing")
-        elif column in df.columns and generated:
-            problems.append(f"column {column!r} is generated by the database; drop it from the frame")
-    arrays = []
-    for column in df.columns:
-        if column in columns and not df.columns.duplicated().any():
-            _, typname, typmod, not_null, _, _ = columns[column]
-            array, issues = _check(str(column), df[column], typname, typmod, not_null)
-            problems += issues
-            arrays.append(array)
-    return arrays, problems
-
-
-@contextlib.contextmanager
-def _transaction(con: Con) -> Iterator[psycopg.Connection]:
-    """A psycopg connection inside a transaction that commits on success, or a savepoint in the caller's."""
-    if isinstance(con, sa.Connection):
-        with _describer(con) as (conn, _):
-            scope = con.begin_nested() if con.in_transaction() else con.begin()
-            with scope:
-                yield conn
-        return
-    engine = con if isinstance(con, sa.Engine) else db.create_engine(con, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as connection:
-            with _transaction(connection) as conn:
-                yield conn
-    finally:
-        if engine is not con:
-            engine.dispose()

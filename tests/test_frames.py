@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import frames
-from playlist_tools.errors import FrameError
+from playlist_tools.errors import DatabaseUnavailableError, FrameError
 from playlist_tools.models import Base, Playlist, Song
 
 BIG = 9007199254740993  # 2**53 + 1: a float64 cannot hold it
@@ -172,6 +172,19 @@ def test_chunks_and_parquet(schema: Engine, tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["songs.parquet"]
 
 
+def test_stopping_early_leaves_the_connection_usable(schema: Engine) -> None:
+    with schema.begin() as con:
+        con.exec_driver_sql("INSERT INTO songs (song_id, title) SELECT i, 'song ' || i FROM generate_series(3, 50000) i")
+    with schema.connect() as con:
+        pieces = frames.read_frame("songs", con, chunksize=100)
+        assert len(next(pieces)) == 100
+        pieces.close()
+        assert con.execute(sa.text("SELECT count(*) FROM songs")).scalar_one() == 50000
+    pieces = frames.read_frame("songs", schema, chunksize=100)
+    assert len(next(pieces)) == 100
+    pieces.close()
+
+
 # -- reading: bad input -----------------------------------------------------------
 
 
@@ -181,6 +194,33 @@ def test_bad_queries_raise_and_change_nothing(schema: Engine, query: str) -> Non
     with pytest.raises(FrameError, match="cannot read"):
         frames.read_frame(query, schema)
     assert count(schema, "songs") == 2
+
+
+def test_a_failing_query_raises_and_spares_the_callers_transaction(schema: Engine) -> None:
+    broken = "SELECT song_id / (song_id - 2) AS x FROM songs"  # fails on the second row, not at planning
+    with pytest.raises(FrameError, match="division by zero"):
+        frames.read_frame(broken, schema)
+    with schema.connect() as con:
+        con.execute(sa.insert(Song), [{"song_id": 3, "title": "Pending"}])
+        for query in (broken, "nope"):
+            with pytest.raises(FrameError, match="division by zero|nope"):
+                frames.read_frame(query, con)
+        assert len(frames.read_frame("songs", con)) == 3  # the transaction goes on
+        con.commit()
+    assert count(schema, "songs") == 3
+
+
+def test_no_server_is_a_clear_error() -> None:
+    with pytest.raises(DatabaseUnavailableError, match=r"cannot connect to postgresql://ann:\*\*\*@127.0.0.1:1/music"):
+        frames.read_frame("songs", "postgresql://ann:secret@127.0.0.1:1/music")
+
+
+def test_other_drivers_are_refused(database_url: URL) -> None:
+    pytest.importorskip("psycopg2")
+    engine = sa.create_engine(database_url.set(drivername="postgresql+psycopg2"))
+    with engine.connect() as con, pytest.raises(FrameError, match="needs psycopg 3"):
+        frames.read_frame("SELECT 1", con)
+    engine.dispose()
 
 
 def test_bad_chunksize(schema: Engine) -> None:
@@ -263,7 +303,7 @@ def test_if_exists(schema: Engine) -> None:
     (pd.DataFrame({"title": ["x"]}), "nope", "table nope does not exist"),
     (pd.DataFrame({"title": ["x"]}), 'songs"; DROP TABLE songs; --', "is not a plain identifier"),
     (pd.DataFrame({"song_id": [9]}), "songs", "column 'title' is required"),
-    (pd.DataFrame({"song_id": [9], "title": ["x"], "rating": [5]}), "songs", "column 'rating' is not in the table"),
+    (pd.DataFrame({"song_id": [9], "title": ["x"], "rating": [5]}), "songs", "columns \\[.rating.\\] are not in"),
     (pd.DataFrame({"song_id": ["9"], "title": ["x"]}), "songs", "column 'song_id' is str but int4 needs int32"),
     (pd.DataFrame({"song_id": [9], "title": [42]}), "songs", "column 'title' is int64 but varchar needs string"),
     (pd.DataFrame({"song_id": [2**31], "title": ["x"]}), "songs", "column 'song_id' has values that do not fit int4"),
@@ -291,7 +331,7 @@ def test_every_problem_in_one_line(schema: Engine) -> None:
     with pytest.raises(FrameError) as caught:
         frames.write_frame(df, "songs", schema)
     message = str(caught.value)
-    for part in ("'extra' is not in the table", "'title' is required", "'song_id' has values", "'duration_ms' is str"):
+    for part in ("['extra'] are not in songs", "'title' is required", "'song_id' has values", "'duration_ms' is str"):
         assert part in message
     assert count(schema, "songs") == 2
 
