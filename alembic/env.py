@@ -9,6 +9,8 @@ notebooks can all drive the same migrations:
   embedded server;
 * the target metadata comes from ``config.attributes["target_metadata"]``
   when given, else ``playlist_tools.models.Base.metadata``;
+* ``config.attributes["on_version_apply"]`` (a callable or a list of them)
+  is called for each revision this run applies, inside the migration lock;
 * every migration runs in its own transaction, with ``lock_timeout`` set
   (``config.attributes["lock_timeout"]``, else ``$PLAYLIST_TOOLS_LOCK_TIMEOUT``,
   else 10 s; the offline SQL starts with the same ``SET``);
@@ -66,6 +68,10 @@ def _configure(**kwargs: object) -> None:
         compare_server_default=False,
         include_object=include_object,
         transaction_per_migration=True,
+        # Callers that report what *they* applied (playlist_tools.migrations)
+        # hook in here: comparing heads before and after is wrong when another
+        # process migrates in between.
+        on_version_apply=config.attributes.get("on_version_apply", ()),
         **kwargs,  # type: ignore[arg-type]
     )
 
