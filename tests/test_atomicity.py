@@ -221,3 +221,35 @@ def test_failed_sample_load_leaves_nothing(alembic_config: Config, engine: Engin
     with pytest.raises(sample.SampleError, match="3503"):
         sample.load_sample(engine, progress=False)
     assert snapshot(engine) == before
+
+
+def test_failed_frame_write_leaves_nothing(alembic_config: Config, engine: Engine) -> None:
+    """A constraint violation deep inside a big COPY: none of the rows before it stay."""
+    import pandas as pd
+
+    from playlist_tools import frames
+
+    command.upgrade(alembic_config, "head")
+    seed(engine)
+    before = snapshot(engine)
+    n = 20_000
+    songs = pd.DataFrame({"song_id": range(100, 100 + n), "title": [f"song {i}" for i in range(n)]})
+    songs.loc[n - 5, "song_id"] = 1  # already in the table: fails near the end
+    with pytest.raises(frames.FrameError, match="nothing was written"):
+        frames.write_frame(songs, "songs", engine)
+    assert snapshot(engine) == before
+
+
+def test_failed_frame_replace_keeps_the_old_rows(alembic_config: Config, engine: Engine) -> None:
+    """if_exists='replace' deletes, then copies: a failing copy must bring the deleted rows back."""
+    import pandas as pd
+
+    from playlist_tools import frames
+
+    command.upgrade(alembic_config, "head")
+    seed(engine)
+    before = snapshot(engine)
+    links = pd.DataFrame({"playlist_id": [1, 2, 99], "song_id": [1, 1, 1]})  # playlist 99 does not exist
+    with pytest.raises(frames.FrameError):
+        frames.write_frame(links, "playlist_song_association", engine, if_exists="replace")
+    assert snapshot(engine) == before
