@@ -15,6 +15,12 @@ Who closes what: every function that needs a database opens one
 connection and closes it before returning, unless ``config`` carries the
 caller's own (``config.attributes["connection"]``), which is left open.
 
+Everything is importable from here; it lives in small modules:
+:mod:`~playlist_tools.migration_config` (``config``, connections, errors),
+:mod:`~playlist_tools.revisions` (``preview``, ``check``, ``revision``,
+``merge``), :mod:`~playlist_tools.listings` (the DataFrames) and
+:mod:`~playlist_tools.losses` (what a downgrade destroys).
+
 Examples
 --------
 >>> from playlist_tools import migrations
