@@ -112,19 +112,17 @@ def _failed(connection: Connection, err: sa.exc.DBAPIError) -> MigrationError:
     revision left nothing behind; earlier revisions of the same run stay.
     """
     reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
-    where, ours = "", not connection.in_transaction()
+    fix = "fix the migration (the log above names it) and run the command again"
+    if connection.in_transaction():
+        # The caller's own transaction: aborted now, and only its ROLLBACK undoes the run.
+        return MigrationError(f"the migration failed: {reason}; roll back your transaction (nothing of this run is kept), then {fix}")
     try:
         heads = MigrationContext.configure(connection).get_current_heads()
         where = f" (the database stays at {', '.join(heads) or 'base'})"
+        connection.rollback()  # reading autobegan a transaction; leave the connection as it was
     except sa.exc.DBAPIError:
-        pass  # the caller's transaction is aborted; its ROLLBACK undoes the whole run anyway
-    finally:
-        if ours and connection.in_transaction():
-            connection.rollback()
-    return MigrationError(
-        f"the migration failed and was rolled back{where}: {reason}; "
-        "fix the migration (the log above names it) and run the command again"
-    )
+        where = ""  # the session itself is gone (terminated, network)
+    return MigrationError(f"the migration failed and was rolled back{where}: {reason}; {fix}")
 
 
 def run_migrations_online() -> None:

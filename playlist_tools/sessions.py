@@ -18,12 +18,15 @@ Examples
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 __all__ = ["SessionInfo", "advisory_holder", "lock_holders", "blocking_sessions", "waits"]
+
+_PASSWORD_LITERAL = re.compile(r"(?i)(password\s+)(?:E?'(?:[^']|'')*'|\$\w*\$.*?\$\w*\$)")
 
 _SESSION_COLUMNS = """
     a.pid, coalesce(a.application_name, '') AS application_name, coalesce(a.state, '') AS state,
@@ -43,8 +46,17 @@ class SessionInfo:
     query: str
 
     def describe(self) -> str:
-        """One phrase: pid, application name, state, for how long, and its last query."""
-        query = " ".join(self.query.split())
+        """One phrase: pid, application name, state, for how long, and its last query.
+
+        A password literal in the query (``ALTER ROLE ... PASSWORD '...'``) is
+        masked: this phrase ends up in error messages and notebook outputs.
+
+        Examples
+        --------
+        >>> SessionInfo(7, "psql", "idle", 3.2, "ALTER ROLE ann PASSWORD 's3cret'").describe()
+        "pid 7 (application_name 'psql', idle for 3s, query 'ALTER ROLE ann PASSWORD ***')"
+        """
+        query = _PASSWORD_LITERAL.sub(r"\1***", " ".join(self.query.split()))
         if len(query) > 80:
             query = query[:77] + "..."
         return (
@@ -62,6 +74,9 @@ def _duration(seconds: float) -> str:
 
 
 def _sessions(connection: Connection, sql: str, **params: object) -> list[SessionInfo]:
+    # pg_stat_activity is read once per transaction and then cached: a caller
+    # polling inside one transaction would see the same states forever.
+    connection.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
     rows = connection.execute(sa.text(sql), params).mappings()
     return [SessionInfo(**{key: row[key] for key in SessionInfo.__dataclass_fields__}) for row in rows]
 

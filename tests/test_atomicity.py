@@ -129,7 +129,7 @@ def test_failing_migration_in_callers_transaction_undoes_everything(tmp_path: Pa
     with engine.connect() as connection:
         transaction = connection.begin()
         config.attributes["connection"] = connection
-        with pytest.raises(CommandError, match="division by zero"):
+        with pytest.raises(CommandError, match="division by zero; roll back your transaction"):
             command.upgrade(config, "head")
         transaction.rollback()
     assert snapshot(engine) == before

@@ -205,3 +205,21 @@ def test_blocking_sessions_uses_pg_blocking_pids(database_url: URL, engine: Engi
         thread.join()
         waiter.close()
         waiter_engine.dispose()
+
+
+def test_in_a_callers_transaction_the_lock_and_timeout_end_with_it(alembic_config: Config, engine: Engine) -> None:
+    """Inside the caller's transaction both are transaction-level: held until COMMIT, then gone."""
+    with engine.connect() as observer:
+        with engine.connect() as connection:
+            original = connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
+            connection.commit()
+            transaction = connection.begin()
+            alembic_config.attributes.update(connection=connection, lock_timeout="2s")
+            command.upgrade(alembic_config, "head")
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar_one() == "2s"
+            assert advisory_locks(observer) == [pid_of(connection)]
+            observer.rollback()
+            transaction.commit()
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar_one() == original
+            assert advisory_locks(observer) == []
+    assert version(engine) == "0005"
