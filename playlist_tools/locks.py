@@ -1,8 +1,9 @@
-"""Locks that migrations take and wait for, and who holds them.
+"""The locks migrations take, and how long they wait for others' locks.
 
 Two kinds of waiting can stall a migration, and both end in a one-line
 :class:`~playlist_tools.errors.LockTimeoutError` that names the session in
-the way and how to release it, instead of hanging:
+the way (found with :mod:`playlist_tools.sessions`) and how to release it,
+instead of hanging:
 
 * **Table locks.** Every migration runs with ``lock_timeout`` (default
   ``10s``; ``$PLAYLIST_TOOLS_LOCK_TIMEOUT`` or ``lock_timeout=`` to change,
@@ -14,6 +15,12 @@ the way and how to release it, instead of hanging:
   (a long backfill is fine), but gives up once the holder has been idle
   for longer than ``lock_timeout``: a healthy migration is never idle that
   long, so that holder is stuck (a paused debugger, a hand-taken lock).
+  A migration that computes in Python for longer than that between two
+  statements looks stuck too; its waiters then fail with that message
+  and can simply run again (or raise the timeout).
+
+The migration lock is session-level, so it needs a real session: behind
+PgBouncer in transaction-pooling mode, migrate over a direct connection.
 
 Examples
 --------
