@@ -34,8 +34,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 from alembic import command
@@ -44,7 +46,7 @@ from alembic.script import Script
 
 from playlist_tools import losses
 from playlist_tools.errors import DataLossError, MigrationError
-from playlist_tools.listings import COLUMNS, ancestors, ordered, revision_frame
+from playlist_tools.listings import COLUMNS, ordered, revision_frame
 from playlist_tools.migration_config import REPO_ROOT, config
 from playlist_tools.migration_config import alembic_errors as _errors
 from playlist_tools.migration_config import connection as _connection
@@ -134,11 +136,41 @@ def heads(config: Config | None = None, *, indicate_current: bool = True) -> pd.
         return _listing(cfg, (script.get_revision(r) for r in script.get_heads()), indicate_current)
 
 
-def _moved(cfg: Config, before: tuple[str, ...], after: tuple[str, ...], upward: bool) -> pd.DataFrame:
+@contextlib.contextmanager
+def _recording(cfg: Config) -> Iterator[list[str]]:
+    """Collect the revisions this call applies or reverts, in the order they run.
+
+    env.py passes ``config.attributes["on_version_apply"]`` to Alembic, which
+    calls it inside the migration lock: exact even when another process
+    migrates the same database at the same time (comparing heads before
+    and after would count its revisions as ours).
+    """
+    ran: list[str] = []
+
+    def record(*, ctx: object, step: Any, heads: object, run_args: object) -> None:
+        if step.is_migration:
+            ran.append(step.up_revision_id)
+
+    saved = cfg.attributes.get("on_version_apply")
+    cfg.attributes["on_version_apply"] = [*(saved or ()), record]
+    try:
+        yield ran
+    finally:
+        if saved is None:
+            del cfg.attributes["on_version_apply"]
+        else:
+            cfg.attributes["on_version_apply"] = saved
+
+
+def _ran(cfg: Config, revisions: list[str], upward: bool) -> pd.DataFrame:
+    """What ran, in history order (reversed for a downgrade), not Alembic's.
+
+    Alembic may run parallel branches in either order from one run to the
+    next; history order keeps notebook outputs the same on every run.
+    """
     script = _script(cfg)
-    old, new = ancestors(script, before), ancestors(script, after)
-    changed = ordered(script.get_revision(r) for r in ((new - old) if upward else (old - new)))
-    frame = revision_frame(changed, set(after), set(script.get_heads()))
+    steps = ordered(script.get_revision(r) for r in revisions)
+    frame = revision_frame(steps, set(_current_heads(cfg)), set(script.get_heads()))
     return frame if upward else frame.iloc[::-1].reset_index(drop=True)
 
 
@@ -157,7 +189,8 @@ def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | 
     Returns
     -------
     pandas.DataFrame
-        The revisions applied, in the order they ran; empty when already there.
+        The revisions this call applied (not another process at the same
+        time), base first; empty when already there.
 
     Raises
     ------
@@ -175,10 +208,9 @@ def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | 
     (['0001'], ['0002', '0003'], True)
     """
     cfg = config if config is not None else _make_config()
-    with _errors(cfg):
-        before = _current_heads(cfg)
+    with _errors(cfg), _recording(cfg) as applied:
         command.upgrade(cfg, revision, tag=tag)
-        return _moved(cfg, before, _current_heads(cfg), upward=True)
+    return _ran(cfg, applied, upward=True)
 
 
 def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFrame:
@@ -257,7 +289,7 @@ def downgrade(
     Returns
     -------
     pandas.DataFrame
-        The revisions reverted, in the order they ran.
+        The revisions this call reverted, head first.
 
     Raises
     ------
@@ -289,10 +321,9 @@ def downgrade(
                 f"downgrade to {revision!r} would destroy {what}; "
                 "pass allow_data_loss=True to downgrade anyway"
             )
-    with _errors(cfg):
-        before = _current_heads(cfg)
+    with _errors(cfg), _recording(cfg) as reverted:
         command.downgrade(cfg, revision, tag=tag)
-        return _moved(cfg, before, _current_heads(cfg), upward=False)
+    return _ran(cfg, reverted, upward=False)
 
 
 def sql(config: Config | None = None, revision_range: str = "base:head", *, downgrade: bool = False) -> str:
