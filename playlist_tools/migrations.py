@@ -296,6 +296,11 @@ def downgrade(
     DataLossError
         Before anything runs, when data would be lost and ``allow_data_loss`` is false.
 
+    Notes
+    -----
+    The count is taken just before the downgrade, outside its migration
+    lock: rows another session writes in between are not counted.
+
     Examples
     --------
     >>> import sqlalchemy as sa
