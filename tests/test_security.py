@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 import stat
 import traceback
 from collections.abc import Callable, Iterator
@@ -27,6 +26,9 @@ CLOSED_PORT = f"postgresql://ann:{PASSWORD}@127.0.0.1:1/music"
 # -- the embedded server: a Unix socket in a private directory, no TCP -------------
 
 
+unix_only = pytest.mark.skipif(os.name != "posix", reason="on Windows the wheel serves on 127.0.0.1 (no Unix sockets)")
+
+
 @pytest.fixture(scope="module")
 def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A private embedded server (never the shared one), stopped afterwards; yields its data dir."""
@@ -42,6 +44,7 @@ def postmaster(data_dir: Path) -> psutil.Process:
     return psutil.Process(status.pid)
 
 
+@unix_only
 def test_embedded_server_listens_on_no_address(private_server: Path) -> None:
     engine = db.create_engine(db.embedded_status(private_server).url)
     try:
@@ -53,6 +56,7 @@ def test_embedded_server_listens_on_no_address(private_server: Path) -> None:
     assert Path(socket_dir) == private_server.resolve()
 
 
+@unix_only
 def test_embedded_server_has_no_tcp_socket(private_server: Path) -> None:
     server = postmaster(private_server)
     processes = [server, *server.children(recursive=True)]
@@ -62,7 +66,10 @@ def test_embedded_server_has_no_tcp_socket(private_server: Path) -> None:
     assert str(private_server.resolve() / ".s.PGSQL.5432") in unix
 
 
+@unix_only
 def test_socket_directory_is_private_to_the_server_user(private_server: Path) -> None:
+    import pwd
+
     server_uid = postmaster(private_server).uids().real
     expected_user = "embedded_postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     info = private_server.stat()
@@ -71,6 +78,7 @@ def test_socket_directory_is_private_to_the_server_user(private_server: Path) ->
     assert stat.S_IMODE(info.st_mode) == 0o700, oct(info.st_mode)
 
 
+@unix_only
 def test_shared_embedded_server_listens_on_no_address(server_url: URL) -> None:
     if os.environ.get(db.DATABASE_URL_ENV):
         pytest.skip("DATABASE_URL names another server; its network settings are its owner's")
@@ -82,6 +90,7 @@ def test_shared_embedded_server_listens_on_no_address(server_url: URL) -> None:
         engine.dispose()
 
 
+@unix_only
 def test_data_dir_too_long_for_a_private_socket_is_refused(tmp_path: Path) -> None:
     """The wheel would fall back to a shared runtime directory (0777 as root): refuse instead."""
     data_dir = tmp_path / ("x" * (120 - len(str(tmp_path))))
@@ -161,6 +170,7 @@ def test_alembic_cli_output_never_shows_the_password(database_url: URL) -> None:
         assert result.returncode == 0 and PASSWORD not in result.stdout + result.stderr
 
 
+@unix_only
 def test_psql_gets_the_password_outside_its_command_line(database_url: URL) -> None:
     """Any local user can read /proc/PID/cmdline; only the owner can read /proc/PID/environ."""
     env = {"DATABASE_URL": url_text(database_url.set(password=PASSWORD))}
