@@ -270,7 +270,7 @@ def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int,
         wire = pa.schema([pa.field(c.name, c.wire) for c in columns])
         if uri is None:
             sql, args = source.sql(_PYFORMAT)
-            batches = _psycopg(conn, _select(sql, columns), args, columns, rows)
+            batches = _psycopg(conn, _select(sql, columns), args, columns, min(rows, 100_000))
         elif source.table is not None and parts > 1 and pages >= _PARALLEL_MIN_PAGES:
             batches = _adbc_parallel(uri, source.table, columns, pages, parts)
         else:
