@@ -32,10 +32,18 @@ import pandas as pd
 import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
+from alembic.config import Config
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
-__all__ = ["LOSS_COLUMNS", "LOSS_QUERIES", "render_downgrade", "drops", "count_losses", "describe"]
+from playlist_tools.errors import DataLossError
+from playlist_tools.migration_config import alembic_errors as _errors
+from playlist_tools.migration_config import config as make_config
+from playlist_tools.migration_config import connection as _connection
+from playlist_tools.migration_config import current_heads as _current_heads
+from playlist_tools.migration_config import script as _script
+
+__all__ = ["LOSS_COLUMNS", "LOSS_QUERIES", "data_loss", "render_downgrade", "drops", "count_losses", "describe"]
 
 LOSS_COLUMNS = ["rev", "table", "column", "lost", "what"]
 """The columns of :func:`count_losses`; ``column`` is ``"*"`` for a whole table."""
@@ -135,3 +143,61 @@ def describe(losses: pd.DataFrame) -> str:
         f"{row.table}{'' if row.column == '*' else '.' + row.column} ({row.lost} {row.what})"
         for row in lost.itertuples()
     )
+
+
+def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFrame:
+    """What ``downgrade(config, revision)`` would destroy, counted before anything runs.
+
+    For each revision the downgrade would revert, its ``downgrade()`` is
+    rendered as offline SQL; every ``DROP TABLE`` counts that table's rows,
+    every ``DROP COLUMN`` that column's non-null values, in the database as
+    it is now. A few drops lose less than that, and
+    :data:`playlist_tools.losses.LOSS_QUERIES` says how much
+    (e.g. 0003's ``position``: only entries out of song order). Renames
+    destroy nothing and are not listed. A table or column that does not
+    exist yet (created by another step of the same downgrade) is skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``rev, table, column, lost, what``; ``column`` is ``"*"`` for a whole table.
+
+    Raises
+    ------
+    DataLossError
+        When a revision's downgrade cannot be rendered offline, so its loss is unknown.
+
+    Examples
+    --------
+    >>> import sqlalchemy as sa
+    >>> from playlist_tools import migrations
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open(upto="0002") as ws:
+    ...     _ = migrations.upgrade(ws.config)
+    ...     with ws.engine.begin() as connection:
+    ...         _ = connection.execute(sa.text(
+    ...             "INSERT INTO playlists (title, description) VALUES ('a', 'mine'), ('b', NULL)"))
+    ...     loss = data_loss(ws.config, "base")
+    >>> loss
+        rev                      table       column  lost             what
+    0  0002                  playlists  description     1  non-null values
+    1  0001  playlist_song_association            *     0             rows
+    2  0001                      songs            *     0             rows
+    3  0001                  playlists            *     2             rows
+    """
+    cfg = config if config is not None else make_config()
+    script = _script(cfg)
+    with _errors(cfg):
+        # The private planner command.downgrade itself uses: the same steps, in the same order.
+        steps = script._downgrade_revs(revision, _current_heads(cfg))
+    rendered = []
+    for step in steps:
+        try:
+            rendered.append((step.revision.revision, render_downgrade(step.revision)))
+        except Exception as err:  # any code in a revision file can fail offline
+            raise DataLossError(
+                f"cannot tell what downgrading {step.revision.revision} destroys: its downgrade() "
+                f"does not run offline ({type(err).__name__}); check by hand, then pass allow_data_loss=True"
+            ) from err
+    with _errors(cfg), _connection(cfg) as connection:
+        return count_losses(connection, rendered)
