@@ -116,12 +116,14 @@ class _Column:
 def _column(i: int, name: str, oid: int, precision: int | None, scale: int | None) -> _Column:
     ref = f"_q.c{i}"
     if oid in _ARROW_OF_OID:
-        return _Column(name, ref, _ARROW_OF_OID[oid], _ARROW_OF_OID[oid])
+        # Text becomes large_string, pandas' own string storage, so that pandas need not convert it again.
+        wire = _ARROW_OF_OID[oid]
+        return _Column(name, ref, wire, pa.large_string() if wire == pa.string() else wire)
     if oid == _NUMERIC and precision is not None and scale is not None and 0 <= scale <= precision <= 38:
         if precision <= 18:  # the unscaled value fits a bigint, which decodes ~3x faster than numeric
             return _Column(name, f"({ref} * 1{'0' * scale})::int8", pa.int64(), pa.decimal128(precision, scale))
         return _Column(name, f"{ref}::text", pa.string(), pa.decimal128(precision, scale))
-    return _Column(name, f"{ref}::text", pa.string(), pa.string(), decimals=oid == _NUMERIC)
+    return _Column(name, f"{ref}::text", pa.string(), pa.large_string(), decimals=oid == _NUMERIC)
 
 
 @dataclass(frozen=True)
@@ -213,14 +215,15 @@ def _connection(con: Con) -> Iterator[tuple[psycopg.Connection, str | None]]:
 # -- reading ----------------------------------------------------------------------------
 
 
-def _adbc(uri: str, sql: str, params: list[Any], snapshot: str | None = None) -> Iterator[pa.RecordBatch]:
+def _adbc(uri: str, sql: str, params: list[Any], columns: list[_Column], snapshot: str | None = None) -> Iterator[pa.RecordBatch]:
     # autocommit: a notebook kernel must not sit "idle in transaction" afterwards.
     with adbc.connect(uri, autocommit=True) as conn, conn.cursor() as cursor:
         if snapshot is not None:
             cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         cursor.execute(sql, params or None)
-        yield from cursor.fetch_record_batch()
+        for batch in cursor.fetch_record_batch():
+            yield _finish(batch, columns)
 
 
 def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, parts: int) -> Iterator[pa.RecordBatch]:
@@ -235,31 +238,36 @@ def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, par
         if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # pragma: no cover - the server makes it
             raise FrameError(f"unexpected snapshot id {snapshot!r} from the server")
         with ThreadPoolExecutor(parts) as pool:  # ADBC decodes with the GIL released
-            parts_read = pool.map(lambda w: list(_adbc(uri, _select(table, columns, w), [], snapshot)), wheres)
+            parts_read = pool.map(lambda w: list(_adbc(uri, _select(table, columns, w), [], columns, snapshot)), wheres)
             batches = [batch for part in parts_read for batch in part]
         cursor.execute("COMMIT")
     yield from batches
 
 
 def _psycopg(conn: psycopg.Connection, sql: str, params: dict[str, Any], columns: list[_Column], rows: int) -> Iterator[pa.RecordBatch]:
-    schema = pa.schema([pa.field(c.name, c.wire) for c in columns])
+    schema = _schema(columns, "wire")
     with conn.transaction(), conn.cursor(binary=True) as cursor:
         stream = cursor.stream(sql, params, size=min(rows, 10_000))
         try:
             while chunk := list(itertools.islice(stream, rows)):
-                yield pa.RecordBatch.from_arrays([pa.array(v, c.wire) for v, c in zip(zip(*chunk), columns)], schema=schema)
+                arrays = [pa.array(values, spec.wire) for values, spec in zip(zip(*chunk), columns)]
+                yield _finish(pa.RecordBatch.from_arrays(arrays, schema=schema), columns)
         finally:
             stream.close()  # psycopg cancels a stream left half-read; the connection is free again
 
 
-def _finish(table: pa.Table, columns: list[_Column]) -> pa.Table:
-    """Wire types to final types: the scaled bigints are reinterpreted as decimals, no arithmetic."""
+def _schema(columns: list[_Column], which: str = "final") -> pa.Schema:
+    return pa.schema([pa.field(c.name, getattr(c, which)) for c in columns])
+
+
+def _finish(batch: pa.RecordBatch, columns: list[_Column]) -> pa.RecordBatch:
+    """Wire types to final types; a scaled bigint is reinterpreted as its decimal, no arithmetic."""
     arrays = []
-    for column, spec in zip(table.columns, columns):
+    for array, spec in zip(batch.columns, columns):
         if pa.types.is_integer(spec.wire) and pa.types.is_decimal(spec.final):
-            column = pa.chunked_array([pc.cast(c, pa.decimal128(38, 0)).view(spec.final) for c in column.chunks], spec.final)
-        arrays.append(column.cast(spec.final))
-    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(c.name, c.final) for c in columns]))
+            array = pc.cast(array, pa.decimal128(38, 0)).view(spec.final)
+        arrays.append(array.cast(spec.final))
+    return pa.RecordBatch.from_arrays(arrays, schema=_schema(columns))
 
 
 def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int, parts: int) -> Iterator[tuple[pa.Table, list[_Column]]]:
@@ -267,7 +275,7 @@ def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int,
     source = _Source.of(query, params)
     with _connection(con) as (conn, uri):
         columns, pages = _describe(conn, source)
-        wire = pa.schema([pa.field(c.name, c.wire) for c in columns])
+        final = _schema(columns)
         if uri is None:
             sql, args = source.sql(_PYFORMAT)
             batches = _psycopg(conn, _select(sql, columns), args, columns, min(rows, 100_000))
@@ -275,15 +283,15 @@ def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int,
             batches = _adbc_parallel(uri, source.table, columns, pages, parts)
         else:
             sql, args = source.sql(_DOLLAR)
-            batches = _adbc(uri, _select(sql, columns), args)
+            batches = _adbc(uri, _select(sql, columns), args, columns)
         pending: list[pa.RecordBatch] = []
         sent = False
         try:
             for batch in itertools.chain(batches, [None]):
                 pending += [] if batch is None else [batch]
-                whole = pa.Table.from_batches(pending, schema=wire)
+                whole = pa.Table.from_batches(pending, schema=final)
                 while whole.num_rows >= rows or (batch is None and (whole.num_rows or not sent)):
-                    yield _finish(whole.slice(0, rows), columns), columns
+                    yield whole.slice(0, rows), columns
                     whole, sent = whole.slice(rows), True
                 pending = whole.to_batches()
         # pyarrow reports ADBC's errors in the middle of a stream as OSError.
