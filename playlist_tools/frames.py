@@ -97,7 +97,9 @@ def _table_name(table: str | sa.Table | type) -> str:
     if isinstance(table, sa.Table):
         return ".".join(_QUOTE(part) for part in filter(None, (table.schema, table.name)))
     if not _IDENTIFIER.fullmatch(str(table)):
-        raise FrameError(f"table name {table!r} is not a plain identifier; pass the name as it is in the database, e.g. 'songs'")
+        raise FrameError(
+            f"table name {table!r} is not a plain identifier; pass the name as it is in the database, e.g. 'songs'"
+        )
     return ".".join(_QUOTE(part) for part in str(table).split("."))
 
 
@@ -149,7 +151,8 @@ class _Source:
         compiled = self.statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         params = compiled.params
         # The newlines keep a trailing "--" comment of the query from eating our closing parenthesis.
-        return f"(\n{compiled}\n)", dict(params) if dialect is _PYFORMAT else [params[k] for k in compiled.positiontup or ()]
+        args = dict(params) if dialect is _PYFORMAT else [params[k] for k in compiled.positiontup or ()]
+        return f"(\n{compiled}\n)", args
 
 
 def _select(source: str, columns: list[_Column], where: str = "") -> str:
@@ -170,7 +173,8 @@ def _describe(conn: psycopg.Connection, source: _Source) -> tuple[list[_Column],
             description = cursor.description or []
             pages = 0
             if source.table is not None:
-                cursor.execute("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int", [source.table])
+                size = "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int"
+                cursor.execute(size, [source.table])
                 pages = int(cursor.fetchone()[0])  # type: ignore[index]
     except psycopg.Error as err:
         what = f"table {source.table}" if source.table else f"query {str(source.statement)[:80]!r}"
@@ -206,7 +210,8 @@ def _connection(con: Con) -> Iterator[tuple[psycopg.Connection, str | None]]:
         conn = psycopg.connect(_libpq_uri(url), autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as err:
         raise DatabaseUnavailableError(
-            f"cannot connect to {db.mask_url(url)}: {_first_line(err)}; check that the server is running and the URL is right"
+            f"cannot connect to {db.mask_url(url)}: {_first_line(err)}; "
+            "check that the server is running and the URL is right"
         ) from err
     with conn:
         yield conn, _libpq_uri(url)
@@ -215,7 +220,9 @@ def _connection(con: Con) -> Iterator[tuple[psycopg.Connection, str | None]]:
 # -- reading ----------------------------------------------------------------------------
 
 
-def _adbc(uri: str, sql: str, params: list[Any], columns: list[_Column], snapshot: str | None = None) -> Iterator[pa.RecordBatch]:
+def _adbc(
+    uri: str, sql: str, params: list[Any], columns: list[_Column], snapshot: str | None = None
+) -> Iterator[pa.RecordBatch]:
     # autocommit: a notebook kernel must not sit "idle in transaction" afterwards.
     with adbc.connect(uri, autocommit=True) as conn, conn.cursor() as cursor:
         if snapshot is not None:
@@ -244,7 +251,9 @@ def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, par
     yield from batches
 
 
-def _psycopg(conn: psycopg.Connection, sql: str, params: dict[str, Any], columns: list[_Column], rows: int) -> Iterator[pa.RecordBatch]:
+def _psycopg(
+    conn: psycopg.Connection, sql: str, params: dict[str, Any], columns: list[_Column], rows: int
+) -> Iterator[pa.RecordBatch]:
     schema = _schema(columns, "wire")
     with conn.transaction(), conn.cursor(binary=True) as cursor:
         stream = cursor.stream(sql, params, size=min(rows, 10_000))
@@ -270,7 +279,9 @@ def _finish(batch: pa.RecordBatch, columns: list[_Column]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=_schema(columns))
 
 
-def _tables(query: Query, con: Con, params: Mapping[str, Any] | None, rows: int, parts: int) -> Iterator[tuple[pa.Table, list[_Column]]]:
+def _tables(
+    query: Query, con: Con, params: Mapping[str, Any] | None, rows: int, parts: int
+) -> Iterator[tuple[pa.Table, list[_Column]]]:
     """The result as Arrow tables of final types and ``rows`` rows each; at least one, maybe empty."""
     source = _Source.of(query, params)
     with _connection(con) as (conn, uri):
@@ -458,9 +469,11 @@ _ARROW_OF_TYPNAME = {
 _KINDS = ("integer", "floating", "decimal", "boolean", "date32", "timestamp", "string", "large_string")
 # What may go into what: numbers into numbers (a safe cast checks range and
 # fractions), everything else only into its own kind; text is for text, json, uuid...
-_ACCEPTS = {"integer": {"integer", "floating", "decimal"}, "boolean": {"boolean"}, "date32": {"date32"}, "timestamp": {"timestamp"}}
-_ACCEPTS["floating"] = _ACCEPTS["decimal"] = _ACCEPTS["integer"]
-_ACCEPTS["string"] = {"string", "large_string"}
+_NUMBERS = {"integer", "floating", "decimal"}
+_ACCEPTS = {
+    "integer": _NUMBERS, "floating": _NUMBERS, "decimal": _NUMBERS, "boolean": {"boolean"},
+    "date32": {"date32"}, "timestamp": {"timestamp"}, "string": {"string", "large_string"},
+}
 _LIVE_COLUMNS = """
 SELECT a.attname, t.typname, a.atttypmod, a.attnotnull, a.atthasdef OR a.attidentity <> '', a.attgenerated <> ''
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
@@ -478,7 +491,9 @@ def _target(typname: str, typmod: int) -> pa.DataType:
     return _ARROW_OF_TYPNAME.get(typname, pa.string())  # PostgreSQL parses the text of other types
 
 
-def _check(name: str, series: pd.Series, typname: str, typmod: int, not_null: bool) -> tuple[pa.Array | None, list[str]]:
+def _check(
+    name: str, series: pd.Series, typname: str, typmod: int, not_null: bool
+) -> tuple[pa.Array | None, list[str]]:
     """The column as an Arrow array of the table's type, or what is wrong with it."""
     target = _target(typname, typmod)
     try:
@@ -501,8 +516,8 @@ def _check(name: str, series: pd.Series, typname: str, typmod: int, not_null: bo
         array = array.cast(target)  # a safe cast: overflow and lost fractions raise
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         low, high = pc.min_max(array).values()
-        return None, [*problems, f"column {name!r} has values that do not fit {typname} (they range from {low} to {high}: "
-                                 f"{_first_line(err)}); use a wider column type or fix the values"]
+        return None, [*problems, f"column {name!r} has values that do not fit {typname} (they range from {low} "
+                                 f"to {high}: {_first_line(err)}); use a wider column type or fix the values"]
     if typname in ("varchar", "bpchar") and typmod >= 4 and array.null_count < len(array):
         lengths = pc.utf8_length(array)
         longest = pc.max(lengths).as_py()
@@ -517,7 +532,8 @@ def _validate(df: pd.DataFrame, name: str, live: list[tuple[Any, ...]]) -> tuple
     columns = {row[0]: row for row in live}
     problems = []
     if df.columns.duplicated().any():
-        return [], [f"columns {sorted(map(str, set(df.columns[df.columns.duplicated()])))} appear twice; drop the copies"]
+        twice = sorted(map(str, set(df.columns[df.columns.duplicated()])))
+        return [], [f"columns {twice} appear twice; drop the copies"]
     extra = [str(c) for c in df.columns if c not in columns]
     if extra:
         problems.append(f"columns {extra} are not in {name} (it has {', '.join(columns)}); rename or drop them")
@@ -607,7 +623,7 @@ def write_frame(
     ...     frames.read_frame("SELECT playlist_id, title FROM playlists", engine)
     ...     engine.dispose()
     2
-    cannot write to playlists: columns ['name'] are not in playlists (it has playlist_id, title, description, created_at); rename or drop them; column 'title' is required (NOT NULL, no default) but missing; column 'playlist_id' has values that do not fit int4 (they range from 1099511627776 to 1099511627776: ...); use a wider column type or fix the values
+    cannot write to playlists: columns ['name'] are not in playlists (...); rename or drop them; column 'title' is required (NOT NULL, no default) but missing; column 'playlist_id' has values that do not fit int4 (...); ...
        playlist_id  title
     0            1  Music
     1            2
@@ -622,7 +638,8 @@ def write_frame(
         arrays, problems = _validate(df, name, live)
         if problems:
             raise FrameError(f"cannot write to {name}: " + "; ".join(problems))
-        if if_exists == "fail" and cursor.execute(f"SELECT EXISTS (SELECT FROM {name})").fetchone()[0]:  # type: ignore[index]
+        has_rows = cursor.execute(f"SELECT EXISTS (SELECT FROM {name})").fetchone()[0]  # type: ignore[index]
+        if if_exists == "fail" and has_rows:
             raise FrameError(f"table {name} already has rows; pass if_exists='append' or 'replace'")
         data = pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
         try:
