@@ -132,8 +132,10 @@ def main() -> None:
     load = f"load average {os.getloadavg()[0]:.2f} at the end"
     text = "\n\n".join([
         f"Machine: {about}; {load}.",
-        f"Medians of {args.runs} runs, each in a fresh process; \"extra MB\" is the peak RSS the call "
-        "added to the process (ru_maxrss after minus before; libraries already imported).",
+        f"Medians of {args.runs} runs, each in a fresh process, the peers interleaved. \"peak MB\" is the "
+        "process's peak RSS during the call (Linux VmHWM, reset just before it); \"extra MB\" is that peak "
+        "minus the RSS before the call (every peer's libraries already imported; for writes, the input "
+        "frame already loaded).",
         *sections,
         f"Reproduce: `make bench` (or `.venv/bin/python bench/run.py --sizes {','.join(map(str, sizes))} --runs {args.runs}`).",
     ])
