@@ -6,6 +6,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -14,6 +15,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import URL, Engine
 
 from conftest import REPO_ROOT, run_cli, url_text
+from playlist_tools import frames, sample
 from playlist_tools.errors import MigrationError
 
 FAILING_REVISION = '''\
@@ -178,8 +180,6 @@ def assert_kept(now: dict, reference: dict, dropped: set[tuple[str, str]]) -> No
 
 
 def test_every_revision_down_and_up_keeps_the_sample(alembic_config: Config, engine: Engine) -> None:
-    from playlist_tools import sample
-
     command.upgrade(alembic_config, "head")
     sample.load_sample(engine, progress=False)
     with engine.begin() as connection:
@@ -211,8 +211,6 @@ def test_every_revision_down_and_up_keeps_the_sample(alembic_config: Config, eng
 
 
 def test_failed_sample_load_leaves_nothing(alembic_config: Config, engine: Engine) -> None:
-    from playlist_tools import sample
-
     command.upgrade(alembic_config, "head")
     with engine.begin() as connection:
         # A song id the sample uses, with other values: the load must refuse as a whole.
@@ -225,10 +223,6 @@ def test_failed_sample_load_leaves_nothing(alembic_config: Config, engine: Engin
 
 def test_failed_frame_write_leaves_nothing(alembic_config: Config, engine: Engine) -> None:
     """A constraint violation deep inside a big COPY: none of the rows before it stay."""
-    import pandas as pd
-
-    from playlist_tools import frames
-
     command.upgrade(alembic_config, "head")
     seed(engine)
     before = snapshot(engine)
@@ -242,10 +236,6 @@ def test_failed_frame_write_leaves_nothing(alembic_config: Config, engine: Engin
 
 def test_failed_frame_replace_keeps_the_old_rows(alembic_config: Config, engine: Engine) -> None:
     """if_exists='replace' deletes, then copies: a failing copy must bring the deleted rows back."""
-    import pandas as pd
-
-    from playlist_tools import frames
-
     command.upgrade(alembic_config, "head")
     seed(engine)
     before = snapshot(engine)

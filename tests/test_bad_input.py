@@ -24,8 +24,9 @@ from alembic.util import CommandError
 from sqlalchemy.engine import URL, Engine
 
 from conftest import REPO_ROOT, run_cli, url_text
-from playlist_tools import db, lint, locks
+from playlist_tools import db, frames, lint, migrations, queries, sample, schema
 from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.workspace import Workspace
 from test_atomicity import snapshot
 
 PASSWORD = "s3cr3t-pw"
@@ -45,34 +46,18 @@ class Case:
     exit: int | None = None  # expected exit status when it is not simply "non-zero"
 
 
-def _frames():  # type: ignore[no-untyped-def]
-    from playlist_tools import frames
-
-    return frames
-
-
 def _api_config(url: URL, **attributes: object) -> Config:
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.attributes.update(url=url, skip_logging_config=True, **attributes)
     return config
 
 
-def _migrations():  # type: ignore[no-untyped-def]
-    from playlist_tools import migrations
-
-    return migrations
-
-
 def _empty_database_load() -> None:
-    from playlist_tools import sample
-
     with db.fresh_database(prefix="pt_test") as url:
         sample.load_sample(url, progress=False)
 
 
 def _workspace(upto: str) -> None:
-    from playlist_tools.workspace import Workspace
-
     Workspace.open(upto=upto).close()
 
 
@@ -135,54 +120,54 @@ CASES = [
          "`playlist-tools lint` with an unknown revision", "`alembic history`", argv=("playlist-tools", "lint", "nope")),
     Case("revision-api-unknown", "revision ids", ("'nope'",),
          "`migrations.upgrade(config, 'nope')`", "`migrations.history()` lists the ids",
-         call=lambda engine, config: _migrations().upgrade(config, "nope")),
+         call=lambda engine, config: migrations.upgrade(config, "nope")),
     # -- DataFrames ---------------------------------------------------------------------------
     Case("frame-unknown-column", "DataFrames", ("'rating'", "not in songs", "rename or drop"),
          "the frame has a column the table lacks", "rename or drop it (the message lists the table's columns)",
-         call=lambda engine, config: _frames().write_frame(pd.DataFrame({"song_id": [90001], "title": ["t"], "rating": [5]}), "songs", engine)),
+         call=lambda engine, config: frames.write_frame(pd.DataFrame({"song_id": [90001], "title": ["t"], "rating": [5]}), "songs", engine)),
     Case("frame-value-too-big", "DataFrames", ("song_id", "int4"),
          "a value that does not fit the column's type", "fix those values, or widen the column with a migration",
-         call=lambda engine, config: _frames().write_frame(pd.DataFrame({"song_id": [2**40], "title": ["t"]}), "songs", engine)),
+         call=lambda engine, config: frames.write_frame(pd.DataFrame({"song_id": [2**40], "title": ["t"]}), "songs", engine)),
     Case("frame-null-in-not-null", "DataFrames", ("'title'", "NULL"),
          "missing values in a NOT NULL column", "fill or drop those rows",
-         call=lambda engine, config: _frames().write_frame(pd.DataFrame({"song_id": [90001], "title": pd.array([None], dtype="string")}), "songs", engine)),
+         call=lambda engine, config: frames.write_frame(pd.DataFrame({"song_id": [90001], "title": pd.array([None], dtype="string")}), "songs", engine)),
     Case("frame-duplicate-key", "DataFrames", ("nothing was written",),
          "rows whose keys are already in the table", "drop those rows, or `if_exists='replace'`",
-         call=lambda engine, config: _frames().write_frame(pd.DataFrame({"song_id": [90001, 1], "title": ["new", "dup"]}), "songs", engine)),
+         call=lambda engine, config: frames.write_frame(pd.DataFrame({"song_id": [90001, 1], "title": ["new", "dup"]}), "songs", engine)),
     Case("frame-no-such-table", "DataFrames", ("does not exist",),
          "writing to a table that is not there", "`alembic upgrade head`, or check the name",
-         call=lambda engine, config: _frames().write_frame(pd.DataFrame({"x": [1]}), "sogns", engine)),
+         call=lambda engine, config: frames.write_frame(pd.DataFrame({"x": [1]}), "sogns", engine)),
     Case("frame-hostile-table-name", "DataFrames", ("not a plain identifier",),
          "a table name with SQL in it", "pass the plain name, e.g. `'songs'`",
-         call=lambda engine, config: _frames().write_frame(pd.DataFrame({"x": [1]}), "songs; DROP TABLE songs", engine)),
+         call=lambda engine, config: frames.write_frame(pd.DataFrame({"x": [1]}), "songs; DROP TABLE songs", engine)),
     Case("frame-bad-if-exists", "DataFrames", ("if_exists='merge'",),
          "`if_exists` other than append, fail, replace", "use one of those",
-         call=lambda engine, config: _frames().write_frame(pd.DataFrame({"x": [1]}), "songs", engine, if_exists="merge")),
+         call=lambda engine, config: frames.write_frame(pd.DataFrame({"x": [1]}), "songs", engine, if_exists="merge")),
     # -- SQL parameters -------------------------------------------------------------------------
     Case("sql-missing-parameter", "SQL parameters", ("'t'",),
          "a `:name` placeholder with no value in `params=`", "pass `params={'t': ...}`",
-         call=lambda engine, config: _frames().read_frame("SELECT * FROM songs WHERE title = :t", engine)),
+         call=lambda engine, config: frames.read_frame("SELECT * FROM songs WHERE title = :t", engine)),
     Case("sql-parameter-wrong-type", "SQL parameters", ("cannot read",),
          "a parameter whose value cannot be the column's type", "pass a value of the right type",
-         call=lambda engine, config: _frames().read_frame("SELECT * FROM songs WHERE song_id = :id", engine, params={"id": "abc"})),
+         call=lambda engine, config: frames.read_frame("SELECT * FROM songs WHERE song_id = :id", engine, params={"id": "abc"})),
     Case("sql-two-statements", "SQL parameters", ("cannot read",),
          "more than one statement in one query", "one SELECT per call",
-         call=lambda engine, config: _frames().read_frame("SELECT 1; DELETE FROM songs", engine)),
+         call=lambda engine, config: frames.read_frame("SELECT 1; DELETE FROM songs", engine)),
     Case("sql-syntax-error", "SQL parameters", ("syntax error",),
          "SQL PostgreSQL cannot parse", "fix the query (the message quotes PostgreSQL)",
-         call=lambda engine, config: _frames().read_frame("SELEC title FROM songs", engine)),
+         call=lambda engine, config: frames.read_frame("SELEC title FROM songs", engine)),
     # -- the notebook API ---------------------------------------------------------------------------
     Case("api-lossy-downgrade", "notebook API", ("would destroy", "allow_data_loss=True"),
          "a downgrade that drops data (here 0002's descriptions, 0003's positions)", "pass `allow_data_loss=True` if that is intended",
-         call=lambda engine, config: _migrations().downgrade(_migrations().config(engine.url), "0001")),
+         call=lambda engine, config: migrations.downgrade(migrations.config(engine.url), "0001")),
     Case("api-workspace-unknown", "notebook API", ("cannot copy the history up to 'nope'",),
          "`Workspace.open(upto=...)` with an unknown id", "use `base`, `head` or a listed id", call=lambda engine, config: _workspace("nope")),
     Case("api-schema-unknown-table", "notebook API", ("'sogns'",),
          "`schema.columns()` of a table that is not there", "`schema.tables()` lists them",
-         call=lambda engine, config: __import__("playlist_tools.schema").schema.columns("sogns", engine)),
+         call=lambda engine, config: schema.columns("sogns", engine)),
     Case("api-ambiguous-playlist", "notebook API", ("playlists are titled 'Music'", "pass the id"),
          "a playlist title that several playlists share", "pass the playlist id",
-         call=lambda engine, config: __import__("playlist_tools.queries").queries.playlist_songs("Music", engine)),
+         call=lambda engine, config: queries.playlist_songs("Music", engine)),
     Case("api-sample-without-schema", "notebook API", ("alembic upgrade head",),
          "`load_sample()` into a database without the schema", "`migrations.upgrade(config, 'head')` first",
          call=lambda engine, config: _empty_database_load()),
@@ -200,8 +185,6 @@ CASES = [
 @pytest.fixture(scope="module")
 def prepared(server_url: URL) -> Iterator[tuple[URL, Engine]]:
     """One database at head with the sample loaded; every case must leave it exactly so."""
-    from playlist_tools import sample
-
     with db.fresh_database(server_url, prefix="pt_test") as url:
         command.upgrade(_api_config(url), "head")
         engine = db.create_engine(url)

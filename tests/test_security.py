@@ -12,11 +12,12 @@ import pandas as pd
 import psutil
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine
 
 from conftest import REPO_ROOT, run_cli, url_text
-from playlist_tools import db
+from playlist_tools import db, frames, migrations, models, queries, sample, schema
 from playlist_tools.errors import PlaylistToolsError
 
 PASSWORD = "s3cr3t-pw"
@@ -131,27 +132,18 @@ def _lint_config() -> Config:
 
 def _api_calls() -> dict[str, Callable[[], object]]:
     """Every public entry point that takes a URL, aimed at a closed port with a password."""
-    from alembic import command
-
-    calls: dict[str, Callable[[], object]] = {
+    return {
         "db.ping": lambda: db.ping(CLOSED_PORT),
         "db.parse_url(bad scheme)": lambda: db.parse_url(CLOSED_PORT.replace("postgresql", "mysql")),
         "db.parse_url(bad port)": lambda: db.parse_url(CLOSED_PORT.replace(":1/", ":port/")),
         "db.fresh_database": lambda: db.fresh_database(CLOSED_PORT).__enter__(),
         "alembic upgrade": lambda: command.upgrade(_lint_config(), "head"),
-    }
-    try:
-        from playlist_tools import frames, migrations, sample, schema
-    except ImportError:  # pragma: no cover - those modules arrive separately
-        return calls
-    calls |= {
         "frames.read_frame": lambda: frames.read_frame("SELECT 1", CLOSED_PORT),
         "frames.write_frame": lambda: frames.write_frame(pd.DataFrame({"x": [1]}), "songs", CLOSED_PORT),
         "sample.load_sample": lambda: sample.load_sample(CLOSED_PORT, progress=False),
         "schema.tables": lambda: schema.tables(CLOSED_PORT),
         "migrations.current": lambda: migrations.current(migrations.config(CLOSED_PORT)),
     }
-    return calls
 
 
 @pytest.mark.parametrize("name", sorted(_api_calls()))
@@ -194,8 +186,6 @@ HOSTILE = "x'); DROP TABLE songs; --"
 
 @pytest.fixture
 def songs_engine(engine: Engine) -> Engine:
-    from playlist_tools import models
-
     models.Base.metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(sa.text("INSERT INTO songs (song_id, title) VALUES (1, 'O''Brien’s Song')"))
@@ -214,8 +204,6 @@ def test_fresh_database_refuses_a_hostile_prefix(server_url: URL) -> None:
 
 
 def test_values_are_bound(songs_engine: Engine) -> None:
-    from playlist_tools import frames, queries
-
     found = frames.read_frame("SELECT title FROM songs WHERE title = :t", songs_engine, params={"t": "O'Brien’s Song"})
     assert found["title"].tolist() == ["O'Brien’s Song"]
     assert frames.read_frame("SELECT title FROM songs WHERE title = :t", songs_engine, params={"t": HOSTILE}).empty
@@ -231,9 +219,9 @@ def test_values_are_bound(songs_engine: Engine) -> None:
 @pytest.mark.parametrize(
     "attempt",
     [
-        lambda e: __import__("playlist_tools.frames").frames.write_frame(pd.DataFrame({"title": ["t"]}), "songs; DROP TABLE songs", e),
-        lambda e: __import__("playlist_tools.frames").frames.read_frame("SELECT 1; DROP TABLE songs", e),
-        lambda e: __import__("playlist_tools.schema").schema.columns("songs; DROP TABLE songs", e),
+        lambda e: frames.write_frame(pd.DataFrame({"title": ["t"]}), "songs; DROP TABLE songs", e),
+        lambda e: frames.read_frame("SELECT 1; DROP TABLE songs", e),
+        lambda e: schema.columns("songs; DROP TABLE songs", e),
     ],
     ids=["write_frame-table", "read_frame-two-statements", "schema.columns-table"],
 )
