@@ -86,7 +86,8 @@ def offline_sql(revision_range: str = "base:head", config: Config | None = None)
     ----------
     revision_range : str
         ``"START:END"`` as for alembic (``"base:head"``, ``"0002:0004"`` for
-        0003 and 0004), or one revision id for just that revision.
+        0003 and 0004), or one revision for just that revision: an id, or
+        ``"head"`` for the newest (the one you just wrote).
     config : alembic.config.Config, optional
         Default: the repo's ``alembic.ini``.
 
