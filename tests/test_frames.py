@@ -274,6 +274,12 @@ def test_write_traps(engine: Engine) -> None:
     ]
 
 
+def test_empty_frame_writes_nothing(schema: Engine) -> None:
+    empty = frames.read_frame(sa.select(Song).where(Song.song_id < 0), schema)
+    assert frames.write_frame(empty, "songs", schema) == 0
+    assert count(schema, "songs") == 2
+
+
 def test_write_joins_the_callers_transaction(schema: Engine) -> None:
     new = pd.DataFrame({"song_id": [10], "title": ["Joined"]})
     with schema.connect() as con:
