@@ -1,7 +1,9 @@
 """playlist-tools: songs and playlists in PostgreSQL, for notebooks.
 
 Importing the package connects to nothing and starts nothing; the embedded
-server starts on the first call that needs a database.
+server starts on the first call that needs a database. The modules with
+heavier imports (pandas, pyarrow, alembic) are imported by name when needed:
+``from playlist_tools import frames, sample, schema, queries, migrations``.
 
 Examples
 --------
@@ -22,9 +24,14 @@ from playlist_tools.errors import (
     DatabaseURLError,
     DataLossError,
     FrameError,
+    LockTimeoutError,
     MigrationError,
     PlaylistToolsError,
+    QueryError,
     RevisionError,
+    SampleError,
+    SchemaError,
+    SettingError,
 )
 from playlist_tools.models import Base, Playlist, Song, playlist_song_association
 
@@ -34,10 +41,15 @@ __all__ = [
     "DatabaseURLError",
     "DatabaseUnavailableError",
     "FrameError",
+    "LockTimeoutError",
     "MigrationError",
     "Playlist",
     "PlaylistToolsError",
+    "QueryError",
     "RevisionError",
+    "SampleError",
+    "SchemaError",
+    "SettingError",
     "Song",
     "create_engine",
     "fresh_database",

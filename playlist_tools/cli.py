@@ -165,6 +165,13 @@ def _lint(args: argparse.Namespace) -> int:
     return 1 if len(findings) else 0
 
 
+def _sample_load(args: argparse.Namespace) -> int:
+    from playlist_tools import sample  # pandas and pyarrow: only when asked for
+
+    print(sample.load_sample(progress=not args.quiet).to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and ``--help`` docs."""
     parser = argparse.ArgumentParser(
@@ -196,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     lint_parser.add_argument("range", nargs="?", default="base:head", help="START:END or one revision (default base:head)")
     lint_parser.add_argument("-c", "--config", help="an alembic.ini (default: the repo's)")
     lint_parser.set_defaults(handler=_lint)
+
+    sample_parser = commands.add_parser("sample", help="the sample playlists (from Chinook, MIT)")
+    sample_commands = sample_parser.add_subparsers(dest="sample_command", required=True, metavar="ACTION")
+    help = "load them into the database (schema at head; idempotent, all or nothing)"
+    load = sample_commands.add_parser("load", help=help, description=help)
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
+    load.set_defaults(handler=_sample_load)
     return parser
 
 

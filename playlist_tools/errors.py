@@ -25,6 +25,9 @@ __all__ = [
     "FrameError",
     "LockTimeoutError",
     "SettingError",
+    "SampleError",
+    "SchemaError",
+    "QueryError",
 ]
 
 
@@ -74,3 +77,15 @@ class LockTimeoutError(MigrationError):
 
 class SettingError(PlaylistToolsError, ValueError):
     """A setting (environment variable or option) whose value cannot work."""
+
+
+class SampleError(PlaylistToolsError, ValueError):
+    """The sample does not fit the database: rows differ, or the schema is not at head."""
+
+
+class SchemaError(PlaylistToolsError, LookupError):
+    """A table the database does not have."""
+
+
+class QueryError(PlaylistToolsError, LookupError):
+    """A playlist or song that is not there, or a title that names several playlists."""

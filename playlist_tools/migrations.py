@@ -57,7 +57,7 @@ from playlist_tools.revisions import check, merge, preview, revision
 
 __all__ = [
     "REPO_ROOT", "COLUMNS", "config", "current", "history", "heads", "upgrade",
-    "downgrade", "data_loss", "sql", "preview", "check", "revision", "merge",
+    "downgrade", "data_loss", "sql", "lint", "preview", "check", "revision", "merge",
 ]
 
 _make_config = config
@@ -305,3 +305,22 @@ def sql(config: Config | None = None, revision_range: str = "base:head", *, down
     finally:
         cfg.output_buffer = saved
     return buffer.getvalue()
+
+
+def lint(config: Config | None = None, revision_range: str = "base:head") -> pd.DataFrame:
+    """Run squawk over the offline SQL of ``revision_range``; findings as a DataFrame.
+
+    ``playlist-tools lint RANGE`` on the command line. The rules and the
+    reason for each one left out are in the repo's ``.squawk.toml``; see
+    :func:`playlist_tools.lint.lint` for the columns. An empty frame means
+    the range passes.
+
+    Examples
+    --------
+    >>> lint(None, "0001:0002").empty
+    True
+    """
+    from playlist_tools.lint import lint as run_squawk
+
+    return run_squawk(revision_range, config)
+

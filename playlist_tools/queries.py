@@ -29,7 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.errors import QueryError
 from playlist_tools.frames import read_frame
 from playlist_tools.schema import _connection
 
@@ -37,9 +37,6 @@ __all__ = ["QueryError", "playlist_songs", "song_playlists", "playlist_summary"]
 
 Con = str | URL | Engine | Connection | None
 
-
-class QueryError(PlaylistToolsError, LookupError):
-    """A playlist or song that is not there, or a title that names several playlists."""
 
 
 _PLAYLIST_SONGS = sa.text("""

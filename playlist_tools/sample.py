@@ -33,7 +33,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from tqdm import TqdmWarning
 
 from playlist_tools import db
-from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.errors import SampleError
 from playlist_tools.models import Base
 from playlist_tools.synthetic import synthetic
 
@@ -46,9 +46,6 @@ _KEYS = {"songs": ("song_id",), "playlists": ("playlist_id",), "playlist_song_as
 _IDENTITIES = {"songs": "song_id", "playlists": "playlist_id", "playlist_song_association": "position"}
 _BATCH = 1000
 
-
-class SampleError(PlaylistToolsError, ValueError):
-    """The sample does not fit the database: rows differ, or the schema is not at head."""
 
 
 def _dtype(arrow: pa.DataType) -> object:
@@ -208,20 +205,19 @@ def load_sample(
     frames = read_sample()
     rows = {name: _rows(frames[name]) for name in TABLES}
     counts = []
-    with _transaction(con) as connection, tqdm(
-        total=sum(map(len, rows.values())), unit="row", desc="loading sample", disable=not progress
-    ) as bar:
-        _check_schema(connection)
-        for name in TABLES:
-            table, keys = Base.metadata.tables[name], _KEYS[name]
-            statement = insert(table).on_conflict_do_nothing().returning(*(table.c[k] for k in keys))
-            inserted: set[tuple] = set()
-            for start in range(0, len(rows[name]), _BATCH):
-                batch = rows[name][start : start + _BATCH]
-                inserted.update(tuple(r) for r in connection.execute(statement, batch))
-                bar.update(len(batch))
-            _check_skipped(connection, name, rows[name], inserted)
-            connection.execute(_advance_sequence(table, _IDENTITIES[name]))
-            total = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-            counts.append((name, len(rows[name]), len(inserted), total))
+    with _transaction(con) as connection:
+        _check_schema(connection)  # before the bar, so a refusal prints only its one line
+        with tqdm(total=sum(map(len, rows.values())), unit="row", desc="loading sample", disable=not progress) as bar:
+            for name in TABLES:
+                table, keys = Base.metadata.tables[name], _KEYS[name]
+                statement = insert(table).on_conflict_do_nothing().returning(*(table.c[k] for k in keys))
+                inserted: set[tuple] = set()
+                for start in range(0, len(rows[name]), _BATCH):
+                    batch = rows[name][start : start + _BATCH]
+                    inserted.update(tuple(r) for r in connection.execute(statement, batch))
+                    bar.update(len(batch))
+                _check_skipped(connection, name, rows[name], inserted)
+                connection.execute(_advance_sequence(table, _IDENTITIES[name]))
+                total = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+                counts.append((name, len(rows[name]), len(inserted), total))
     return pd.DataFrame(counts, columns=["table", "sample", "inserted", "total"]).set_index("table")

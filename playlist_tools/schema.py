@@ -31,13 +31,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
-from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.errors import SchemaError
 
 __all__ = ["tables", "columns", "erd", "MermaidDiagram", "SchemaError", "EXACT_COUNT_BELOW"]
 
-
-class SchemaError(PlaylistToolsError, LookupError):
-    """A table the database does not have."""
 
 
 EXACT_COUNT_BELOW = 1_000_000
