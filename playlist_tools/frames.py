@@ -142,6 +142,12 @@ class _Source:
         statement = sa.text(query) if isinstance(query, str) else query
         if not isinstance(statement, (sa.TextClause, sa.Select)):
             raise FrameError(f"cannot read {query!r}; pass SQL text, a select(), a table name or a model")
+        if isinstance(statement, sa.TextClause):
+            # text() would quietly send NULL for a placeholder without a value.
+            missing = [name for name in statement.compile().binds if name not in (params or {})]
+            if missing:
+                raise FrameError(f"query {str(statement)[:80]!r} has no value for :{missing[0]}; "
+                                 f"pass params={{{missing[0]!r}: ...}}")
         return cls(statement.params(**params) if params else statement, None)
 
     def sql(self, dialect: sa.Dialect) -> tuple[str, Any]:
@@ -178,8 +184,9 @@ def _describe(conn: psycopg.Connection, source: _Source) -> tuple[list[_Column],
                 pages = int(cursor.fetchone()[0])  # type: ignore[index]
     except psycopg.Error as err:
         what = f"table {source.table}" if source.table else f"query {str(source.statement)[:80]!r}"
+        hint = "; write CAST(:name AS type), not :name::type" if re.search(r":\w+::", str(source.statement)) else ""
         raise FrameError(
-            f"cannot read {what}: {_first_line(err)}; pass an existing table or model, "
+            f"cannot read {what}: {_first_line(err)}{hint}; pass an existing table or model, "
             "or one SELECT query with :name placeholders and params="
         ) from err
     return [_column(i, d.name, d.type_code, d.precision, d.scale) for i, d in enumerate(description)], pages

@@ -119,6 +119,14 @@ def test_parameters_are_bound(schema: Engine) -> None:
     assert count(schema, "songs") == 2
 
 
+def test_placeholders_need_values(schema: Engine) -> None:
+    with pytest.raises(FrameError, match=r"no value for :artist; pass params=\{'artist': \.\.\.\}"):
+        frames.read_frame("SELECT title FROM songs WHERE artist = :artist", schema)
+    with pytest.raises(FrameError, match=r"CAST\(:name AS type\)"):
+        frames.read_frame("SELECT :n::int AS n", schema, {"n": 1})
+    assert frames.read_frame("SELECT CAST(:n AS int) AS n, 5 % 3 AS m, '%' AS p", schema, {"n": 1}).n[0] == 1
+
+
 def test_orm_select_with_expanding_in(schema: Engine) -> None:
     query = sa.select(Song.song_id, Song.unit_price).where(Song.song_id.in_([1, 2]), Song.title != "x")
     assert sorted(frames.read_frame(query, schema).song_id.tolist()) == [1, 2]
