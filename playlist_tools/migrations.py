@@ -50,7 +50,6 @@ from playlist_tools.errors import DataLossError, MigrationError
 from playlist_tools.listings import COLUMNS, ordered, revision_frame
 from playlist_tools.migration_config import REPO_ROOT, config
 from playlist_tools.migration_config import alembic_errors as _errors
-from playlist_tools.migration_config import connection as _connection
 from playlist_tools.migration_config import current_heads as _current_heads
 from playlist_tools.migration_config import script as _script
 from playlist_tools.revisions import check, merge, preview, revision

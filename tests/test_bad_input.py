@@ -207,9 +207,8 @@ def last_line(text: str) -> str:
     return lines[-1]
 
 
-KNOWN_BUGS = {
-    "sql-missing-parameter": "frames.read_frame binds a missing :name as NULL and returns no rows (reported)",
-}
+KNOWN_BUGS: dict[str, str] = {}
+"""Cases that fail for a reported bug: id -> why. xfail(strict) flags the fix."""
 
 
 @pytest.mark.parametrize(
