@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import adbc_driver_manager
-import adbc_driver_postgresql.dbapi as adbc
 import pandas as pd
 import psycopg
 import pyarrow as pa
@@ -230,6 +229,8 @@ def _connection(con: Con) -> Iterator[tuple[psycopg.Connection, str | None]]:
 def _adbc(
     uri: str, sql: str, params: list[Any], columns: list[_Column], snapshot: str | None = None
 ) -> Iterator[pa.RecordBatch]:
+    import adbc_driver_postgresql.dbapi as adbc  # here, not at the top: its import takes 0.3 s
+
     # autocommit: a notebook kernel must not sit "idle in transaction" afterwards.
     with adbc.connect(uri, autocommit=True) as conn, conn.cursor() as cursor:
         if snapshot is not None:
@@ -242,6 +243,8 @@ def _adbc(
 
 def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, parts: int) -> Iterator[pa.RecordBatch]:
     """A whole table as ``parts`` ctid ranges read at once, all on the snapshot of a leader."""
+    import adbc_driver_postgresql.dbapi as adbc
+
     bounds = [pages * i // parts for i in range(parts)] + [None]
     wheres = [f" WHERE _q.ctid >= '({lo},0)'" + ("" if hi is None else f" AND _q.ctid < '({hi},0)'")
               for lo, hi in itertools.pairwise(bounds)]
