@@ -9,7 +9,7 @@ notebooks can all drive the same migrations:
   embedded server;
 * the target metadata comes from ``config.attributes["target_metadata"]``
   when given, else ``playlist_tools.models.Base.metadata``;
-* ``config.attributes["on_version_apply"]`` (a callable or a list of them)
+* ``config.attributes["on_version_apply"]`` (a list of callables)
   is called for each revision this run applies, inside the migration lock;
 * every migration runs in its own transaction, with ``lock_timeout`` set
   (``config.attributes["lock_timeout"]``, else ``$PLAYLIST_TOOLS_LOCK_TIMEOUT``,

@@ -11,12 +11,12 @@ import decimal
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from playlist_tools import frames
+from playlist_tools import frames, sample
+from playlist_tools.synthetic import synthetic
 from playlist_tools.errors import DatabaseUnavailableError, FrameError
 from playlist_tools.models import Base, Playlist, Song
 
@@ -224,7 +224,6 @@ def test_no_server_is_a_clear_error() -> None:
 
 
 def test_other_drivers_are_refused(database_url: URL) -> None:
-    pytest.importorskip("psycopg2")
     engine = sa.create_engine(database_url.set(drivername="postgresql+psycopg2"))
     with engine.connect() as con, pytest.raises(FrameError, match="needs psycopg 3"):
         frames.read_frame("SELECT 1", con)
@@ -240,7 +239,6 @@ def test_bad_chunksize(schema: Engine) -> None:
 
 
 def test_round_trip_synthetic(schema: Engine) -> None:
-    synthetic = pytest.importorskip("playlist_tools.synthetic").synthetic
     data = synthetic(2000, 20, seed=7)
     with schema.begin() as con:
         con.exec_driver_sql("DELETE FROM playlists; DELETE FROM songs")
@@ -251,7 +249,6 @@ def test_round_trip_synthetic(schema: Engine) -> None:
 
 
 def test_round_trip_sample(schema: Engine) -> None:
-    sample = pytest.importorskip("playlist_tools.sample")
     data = sample.read_sample()
     with schema.begin() as con:
         con.exec_driver_sql("DELETE FROM playlists; DELETE FROM songs")
