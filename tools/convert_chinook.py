@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder holding Chinook_Sqlite.sqlite and LICENSE.md")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the sample files")
     args = parser.parse_args(argv)
+    missing = [args.source / name for name in (SQLITE_NAME, "LICENSE.md") if not (args.source / name).is_file()]
+    if missing:
+        parser.error(f"no {missing[0]}; pass --source with the folder of the Chinook files (shared/data/chinook)")
     for name, count in convert(args.source, args.out).items():
         print(f"{name}: {count} rows")
 
