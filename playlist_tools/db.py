@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from playlist_tools.embedded import (
@@ -57,8 +57,11 @@ __all__ = [
     "stop_embedded",
     "reset_embedded",
     "psql_path",
+    "Connectable",
     "create_engine",
     "session_factory",
+    "connection",
+    "transaction",
     "ping",
     "fresh_database",
 ]
@@ -266,6 +269,63 @@ def ping(url: str | URL | None = None) -> str:
             return str(connection.exec_driver_sql("SHOW server_version").scalar_one())
     finally:
         engine.dispose()
+
+
+Connectable = str | URL | Engine | Connection | None
+"""What every function taking ``con=`` accepts: a URL, an engine, a connection, or ``None``."""
+
+
+@contextlib.contextmanager
+def connection(con: Connectable = None) -> Iterator[Connection]:
+    """A connection on ``con``; only what is opened here is closed here.
+
+    A :class:`~sqlalchemy.engine.Connection` is handed back as it is (the
+    caller keeps it open); an engine lends one from its pool; a URL or
+    ``None`` gets a short-lived engine that is disposed of afterwards.
+
+    Examples
+    --------
+    >>> with fresh_database() as url, connection(url) as conn:
+    ...     conn.exec_driver_sql("SELECT 6 * 7").scalar_one()
+    42
+    """
+    if isinstance(con, Connection):
+        yield con
+    elif isinstance(con, Engine):
+        with con.connect() as lent:
+            yield lent
+    else:
+        engine = create_engine(con, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as own:
+                yield own
+        finally:
+            engine.dispose()
+
+
+@contextlib.contextmanager
+def transaction(con: Connectable = None) -> Iterator[Connection]:
+    """One all-or-nothing transaction on ``con``, committed when the block ends.
+
+    Inside a caller's transaction it is a savepoint instead, so a failure
+    undoes only this block and the caller's own work goes on; the caller
+    commits. Only what is opened here is closed here.
+
+    Examples
+    --------
+    >>> with fresh_database() as url:
+    ...     with transaction(url) as conn:
+    ...         _ = conn.exec_driver_sql("CREATE TABLE t (x int)")
+    ...     with connection(url) as conn:
+    ...         conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one()
+    0
+    """
+    if isinstance(con, Connection):
+        with con.begin_nested() if con.in_transaction() else con.begin():
+            yield con
+    else:
+        with connection(con) as own, own.begin():
+            yield own
 
 
 @contextlib.contextmanager

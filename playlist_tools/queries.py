@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection
 
+from playlist_tools import db
 from playlist_tools.errors import QueryError
 from playlist_tools.frames import read_frame
-from playlist_tools.schema import _connection
 
 __all__ = ["QueryError", "playlist_songs", "song_playlists", "playlist_summary"]
 
-Con = str | URL | Engine | Connection | None
+Con = db.Connectable
 
 
 
@@ -127,7 +127,7 @@ def playlist_songs(playlist: int | str, con: Con = None) -> pd.DataFrame:
     QueryError
         When no playlist has that id or title, or several have that title.
     """
-    with _connection(con) as connection:
+    with db.connection(con) as connection:
         playlist_id = _playlist_id(connection, playlist)
         return read_frame(_PLAYLIST_SONGS, connection, {"playlist_id": playlist_id})
 
@@ -153,7 +153,7 @@ def song_playlists(song_id: int, con: Con = None) -> pd.DataFrame:
     QueryError
         When there is no song with that id.
     """
-    with _connection(con) as connection:
+    with db.connection(con) as connection:
         exists = connection.execute(
             sa.text("SELECT 1 FROM songs WHERE song_id = :song_id"), {"song_id": song_id}
         ).scalar()
@@ -196,7 +196,7 @@ def playlist_summary(con: Con = None, *, playlist: int | str | None = None) -> p
     5   Audiobooks      0 0 days 00:00:00      <NA>
     15      Grunge     15 0 days 01:08:42      Rock
     """
-    with _connection(con) as connection:
+    with db.connection(con) as connection:
         playlist_id = None if playlist is None else _playlist_id(connection, playlist)
         frame = read_frame(_SUMMARY, connection, {"playlist_id": playlist_id})
     duration = pd.to_timedelta(frame["duration_ms"], unit="ms").dt.round("s").astype("timedelta64[s]")

@@ -19,9 +19,7 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator
 from importlib import resources
 
 import pandas as pd
@@ -76,26 +74,6 @@ def read_sample() -> dict[str, pd.DataFrame]:
         table = pq.read_table(pa.BufferReader((data / f"{name}.parquet").read_bytes()))
         frames[name] = table.to_pandas(types_mapper=_dtype)
     return frames
-
-
-@contextlib.contextmanager
-def _transaction(con: str | URL | Engine | Connection | None) -> Iterator[Connection]:
-    """One transaction on ``con``; an engine made here is disposed of here."""
-    if isinstance(con, Connection):
-        # Inside the caller's transaction a savepoint keeps the load all-or-nothing
-        # without committing the caller's other work.
-        with con.begin_nested() if con.in_transaction() else con.begin():
-            yield con
-    elif isinstance(con, Engine):
-        with con.begin() as connection:
-            yield connection
-    else:
-        engine = db.create_engine(con, poolclass=sa.pool.NullPool)
-        try:
-            with engine.begin() as connection:
-                yield connection
-        finally:
-            engine.dispose()
 
 
 def _check_schema(connection: Connection) -> None:
@@ -205,7 +183,7 @@ def load_sample(
     frames = read_sample()
     rows = {name: _rows(frames[name]) for name in TABLES}
     counts = []
-    with _transaction(con) as connection:
+    with db.transaction(con) as connection:
         _check_schema(connection)  # before the bar, so a refusal prints only its one line
         with tqdm(total=sum(map(len, rows.values())), unit="row", desc="loading sample", disable=not progress) as bar:
             for name in TABLES:
