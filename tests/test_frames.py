@@ -158,7 +158,7 @@ def test_a_connection_sees_its_own_transaction(schema: Engine) -> None:
 def test_parallel_read_on_one_snapshot(schema: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     with schema.begin() as con:
         con.exec_driver_sql("INSERT INTO songs (song_id, title) SELECT i, 'song ' || i FROM generate_series(3, 20000) i")
-    monkeypatch.setattr(frames, "_PARALLEL_MIN_PAGES", 0)
+    monkeypatch.setattr("playlist_tools.reading._PARALLEL_MIN_PAGES", 0)
     whole = frames.read_frame("songs", schema, parallel=3)
     assert sorted(whole.song_id.tolist()) == list(range(1, 20001))
     assert whole.size_bytes.dropna().tolist() == [BIG]
