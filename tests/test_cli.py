@@ -239,3 +239,14 @@ def test_lint_command(tmp_path: Path) -> None:
     assert found.stdout.splitlines()[0].startswith("0006:")
     assert "ban-drop-column" in found.stdout
     assert found.stdout.strip().endswith("1 finding(s) in 0005:head")
+
+
+def test_db_start_with_a_broken_data_dir_says_how_to_recover(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgdata"
+    data_dir.mkdir()
+    (data_dir / "PG_VERSION").write_text("18\n")  # looks initialised, holds nothing
+    env = {"PLAYLIST_TOOLS_PGDATA": str(data_dir), "DATABASE_URL": ""}
+    result = run_cli("playlist-tools", "db", "start", env=env)
+    assert result.returncode == 1
+    assert_one_clear_line(result.stderr, f"the embedded PostgreSQL in {data_dir} did not start", "db reset --yes")
+    assert (data_dir / "PG_VERSION").exists(), "a failed start must not delete anything"
