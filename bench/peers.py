@@ -74,7 +74,9 @@ def _adbc_ingest(table: str, frame: pd.DataFrame) -> int:
         data = pa.Table.from_pandas(frame, preserve_index=False)
         types = {f.name: f.type for f in schema}
         # numeric reads back as an opaque type: keep the frame's exact decimals for it.
-        data = data.cast(pa.schema([(f.name, f.type if "opaque" in str(types[f.name]) else types[f.name]) for f in data.schema]))
+        data = data.cast(pa.schema([
+            (f.name, f.type if "opaque" in str(types[f.name]) else types[f.name]) for f in data.schema
+        ]))
         cursor.adbc_ingest(table, data, mode="append")
         con.commit()
     return len(frame)

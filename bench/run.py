@@ -126,7 +126,10 @@ def main() -> None:
                         for op in list(WRITES)[run % len(WRITES):] + list(WRITES)[: run % len(WRITES)]:
                             prepare(engine, table)
                             results[op].append(measure(op, table, url, data))
-                            print(f"write {n:>9,} {table:<12} {op:<18} {results[op][-1]['seconds']:.3f} s", file=sys.stderr)
+                            print(
+                                f"write {n:>9,} {table:<12} {op:<18} {results[op][-1]['seconds']:.3f} s",
+                                file=sys.stderr,
+                            )
                     sections.append(write_section(n, table, what, results))
         engine.dispose()
     load = f"load average {os.getloadavg()[0]:.2f} at the end"
@@ -137,7 +140,8 @@ def main() -> None:
         "minus the RSS before the call (every peer's libraries already imported; for writes, the input "
         "frame already loaded).",
         *sections,
-        f"Reproduce: `make bench` (or `.venv/bin/python bench/run.py --sizes {','.join(map(str, sizes))} --runs {args.runs}`).",
+        "Reproduce: `make bench` (or `.venv/bin/python bench/run.py "
+        f"--sizes {','.join(map(str, sizes))} --runs {args.runs}`).",
     ])
     print(text)
     if output:

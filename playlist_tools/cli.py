@@ -120,19 +120,14 @@ def psql_command(url: URL, extra: Sequence[str] = ()) -> tuple[list[str], dict[s
 
 
 def _db_locks(args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
+    from playlist_tools.db import activity
 
-    from playlist_tools import sessions
-
-    engine = db.create_engine(poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            waiting = sessions.waits(connection)
-            idle = sessions.lock_holders(connection)
-    finally:
-        engine.dispose()
+    with db.connection() as connection:
+        waiting = activity.waits(connection)
+        idle = activity.lock_holders(connection)
     for waiter, blockers in waiting:
-        print(f"{waiter.describe()} waits for {'; '.join(b.describe() for b in blockers) or 'a session that just left'}")
+        waited_for = "; ".join(b.describe() for b in blockers) or "a session that just left"
+        print(f"{waiter.describe()} waits for {waited_for}")
     for holder in idle:
         print(f"{holder.describe()} holds table locks while idle in a transaction")
     culprits = sorted({b.pid for _, blockers in waiting for b in blockers} | {h.pid for h in idle})
@@ -147,20 +142,15 @@ def _db_locks(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from alembic.config import Config
+    from playlist_tools import migrations  # alembic, pandas: only when asked for
 
-    from playlist_tools import lint
-
-    config = None
-    if args.config is not None:
-        if not os.path.isfile(args.config):
-            raise SettingError(f"no alembic.ini at {args.config!r}; pass the path of an existing file to -c")
-        config = Config(args.config)
-        config.attributes["skip_logging_config"] = True
-    findings = lint.lint(args.range, config)
+    if args.config is not None and not os.path.isfile(args.config):
+        raise SettingError(f"no alembic.ini at {args.config!r}; pass the path of an existing file to -c")
+    findings = migrations.lint(migrations.config(ini=args.config), args.range)
     for row in findings.itertuples():
         help_text = f" ({row.help})" if isinstance(row.help, str) else ""
-        print(f"{row.revision if isinstance(row.revision, str) else '-'}:{row.line}: {row.rule}: {row.message}{help_text}")
+        revision = row.revision if isinstance(row.revision, str) else "-"
+        print(f"{revision}:{row.line}: {row.rule}: {row.message}{help_text}")
     print(f"{len(findings)} finding(s) in {args.range}" if len(findings) else f"no findings in {args.range}")
     return 1 if len(findings) else 0
 
@@ -200,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     help = "run squawk over the migrations' SQL; exit 1 when it finds anything"
     lint_parser = commands.add_parser("lint", help=help, description=help)
-    lint_parser.add_argument("range", nargs="?", default="base:head", help="START:END or one revision (default base:head)")
+    lint_parser.add_argument(
+        "range", nargs="?", default="base:head", help="START:END or one revision (default base:head)"
+    )
     lint_parser.add_argument("-c", "--config", help="an alembic.ini (default: the repo's)")
     lint_parser.set_defaults(handler=_lint)
 

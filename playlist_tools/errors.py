@@ -28,7 +28,24 @@ __all__ = [
     "SampleError",
     "SchemaError",
     "QueryError",
+    "first_line",
 ]
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none.
+
+    Drivers and Alembic often say several lines; our messages quote only
+    the first, which is the one that names the problem.
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad value\\nDETAIL: more"))
+    'bad value'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 class PlaylistToolsError(Exception):

@@ -35,10 +35,6 @@ from playlist_tools.frames import read_frame
 
 __all__ = ["QueryError", "playlist_songs", "song_playlists", "playlist_summary"]
 
-Con = db.Connectable
-
-
-
 _PLAYLIST_SONGS = sa.text("""
     SELECT a.position, s.song_id, s.title, s.artist, s.album, s.genre, s.composer,
            s.file_format, s.duration_ms, s.size_bytes, s.unit_price
@@ -105,7 +101,7 @@ def _playlist_id(connection: Connection, playlist: int | str) -> int:
     return int(found)
 
 
-def playlist_songs(playlist: int | str, con: Con = None) -> pd.DataFrame:
+def playlist_songs(playlist: int | str, con: db.Connectable = None) -> pd.DataFrame:
     """The songs of a playlist, in playlist order.
 
     Parameters
@@ -132,7 +128,7 @@ def playlist_songs(playlist: int | str, con: Con = None) -> pd.DataFrame:
         return read_frame(_PLAYLIST_SONGS, connection, {"playlist_id": playlist_id})
 
 
-def song_playlists(song_id: int, con: Con = None) -> pd.DataFrame:
+def song_playlists(song_id: int, con: db.Connectable = None) -> pd.DataFrame:
     """The playlists a song is on, and its position in each.
 
     Parameters
@@ -162,7 +158,7 @@ def song_playlists(song_id: int, con: Con = None) -> pd.DataFrame:
         return read_frame(_SONG_PLAYLISTS, connection, {"song_id": song_id})
 
 
-def playlist_summary(con: Con = None, *, playlist: int | str | None = None) -> pd.DataFrame:
+def playlist_summary(con: db.Connectable = None, *, playlist: int | str | None = None) -> pd.DataFrame:
     """One row per playlist: how many songs, how long, and the top genre.
 
     Parameters

@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import REGCLASS, insert
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection
 from tqdm import TqdmWarning
 
-from playlist_tools import db
+from playlist_tools import db, frames
 from playlist_tools.errors import SampleError
 from playlist_tools.models import Base
 from playlist_tools.synthetic import synthetic
@@ -43,16 +43,6 @@ TABLES = ("playlists", "songs", "playlist_song_association")
 _KEYS = {"songs": ("song_id",), "playlists": ("playlist_id",), "playlist_song_association": ("playlist_id", "song_id")}
 _IDENTITIES = {"songs": "song_id", "playlists": "playlist_id", "playlist_song_association": "position"}
 _BATCH = 1000
-
-
-
-def _dtype(arrow: pa.DataType) -> object:
-    """The dtypes of :func:`playlist_tools.frames.read_frame`, for the same Arrow types."""
-    if pa.types.is_integer(arrow):
-        return pd.api.types.pandas_dtype(f"Int{arrow.bit_width}")
-    if pa.types.is_string(arrow):
-        return pd.StringDtype("pyarrow")
-    return pd.ArrowDtype(arrow) if pa.types.is_decimal(arrow) else None
 
 
 def read_sample() -> dict[str, pd.DataFrame]:
@@ -69,11 +59,11 @@ def read_sample() -> dict[str, pd.DataFrame]:
     [5]
     """
     data = resources.files("playlist_tools") / "data"
-    frames = {}
+    tables = {}
     for name in ("songs", "playlists", "playlist_song_association"):
         table = pq.read_table(pa.BufferReader((data / f"{name}.parquet").read_bytes()))
-        frames[name] = table.to_pandas(types_mapper=_dtype)
-    return frames
+        tables[name] = table.to_pandas(types_mapper=frames.pandas_dtype)
+    return tables
 
 
 def _check_schema(connection: Connection) -> None:
@@ -125,9 +115,7 @@ def _advance_sequence(table: sa.Table, column: str) -> sa.Select:
     return sa.select(sa.func.setval(sequence, sa.func.greatest(largest, last, 1)))
 
 
-def load_sample(
-    con: str | URL | Engine | Connection | None = None, *, progress: bool = True
-) -> pd.DataFrame:
+def load_sample(con: db.Connectable = None, *, progress: bool = True) -> pd.DataFrame:
     """Load the sample playlists into ``con``, all or nothing, idempotently.
 
     Rows already present with the same values are skipped, so loading twice
@@ -180,8 +168,8 @@ def load_sample(
         warnings.simplefilter("ignore", TqdmWarning)
         from tqdm.auto import tqdm
 
-    frames = read_sample()
-    rows = {name: _rows(frames[name]) for name in TABLES}
+    shipped = read_sample()
+    rows = {name: _rows(shipped[name]) for name in TABLES}
     counts = []
     with db.transaction(con) as connection:
         _check_schema(connection)  # before the bar, so a refusal prints only its one line

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection
 
 from playlist_tools import db
 from playlist_tools.errors import SchemaError
@@ -84,7 +84,7 @@ def _all_columns(connection: Connection) -> pd.DataFrame:
     return frame.astype({"table": "string", **_COLUMN_DTYPES})
 
 
-def tables(con: str | URL | Engine | Connection | None = None) -> pd.DataFrame:
+def tables(con: db.Connectable = None) -> pd.DataFrame:
     """One row per table: its columns, keys and (roughly) how many rows it has.
 
     Parameters
@@ -140,7 +140,7 @@ def tables(con: str | URL | Engine | Connection | None = None) -> pd.DataFrame:
                          "foreign_keys": "string", "rows": "int64", "rows_estimated": "bool"})
 
 
-def columns(table: str, con: str | URL | Engine | Connection | None = None) -> pd.DataFrame:
+def columns(table: str, con: db.Connectable = None) -> pd.DataFrame:
     """One row per column of ``table``, in the table's order.
 
     Parameters
@@ -225,7 +225,7 @@ def _mermaid_type(pg_type: str) -> tuple[str, str]:
 
 
 def erd(
-    con: str | URL | Engine | Connection | None = None, *, exclude: Sequence[str] = ("alembic_version",)
+    con: db.Connectable = None, *, exclude: Sequence[str] = ("alembic_version",)
 ) -> MermaidDiagram:
     """Draw the live schema as a Mermaid entity-relationship diagram.
 

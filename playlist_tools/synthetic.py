@@ -33,7 +33,9 @@ _GENRES = {
     "Easy Listening": 24, "Comedy": 17, "Bossa Nova": 15, "Science Fiction": 13,
     "Rock And Roll": 12, "Opera": 1,
 }
-_AUDIO_FORMATS = {"MPEG audio file": 3034, "Protected AAC audio file": 237, "AAC audio file": 11, "Purchased AAC audio file": 7}
+_AUDIO_FORMATS = {
+    "MPEG audio file": 3034, "Protected AAC audio file": 237, "AAC audio file": 11, "Purchased AAC audio file": 7,
+}
 _VIDEO_FORMAT, _VIDEO_SHARE = "Protected MPEG-4 video file", 214 / 3503
 # Non-ASCII on purpose (curly apostrophe, accents, umlaut), so encodings get exercised.
 _WORDS_A = ("Blue Broken Electric Golden Midnight Silent Wild Lonely Crazy Sweet Burning Café "
@@ -135,9 +137,11 @@ def synthetic(
     --------
     >>> frames = synthetic(5, 2, seed=0)
     >>> frames["songs"].columns.tolist()
-    ['song_id', 'title', 'artist', 'album', 'genre', 'composer', 'file_format', 'duration_ms', 'size_bytes', 'unit_price']
+    ['song_id', 'title', 'artist', 'album', 'genre', 'composer', 'file_format',
+     'duration_ms', 'size_bytes', 'unit_price']
     >>> frames["songs"].dtypes.astype(str).tolist()
-    ['Int32', 'string', 'string', 'string', 'string', 'string', 'string', 'Int32', 'Int64', 'decimal128(10, 2)[pyarrow]']
+    ['Int32', 'string', 'string', 'string', 'string', 'string', 'string',
+     'Int32', 'Int64', 'decimal128(10, 2)[pyarrow]']
     >>> synthetic(5, 2, seed=0)["songs"].equals(frames["songs"])
     True
     >>> frames["playlist_song_association"].columns.tolist()
@@ -156,6 +160,7 @@ def synthetic(
     artist_names = [f"{a} {b} {i}" for i, (a, b) in enumerate(zip(
         np.array(_WORDS_A)[rng.integers(0, len(_WORDS_A), n_artists)],
         np.array(_WORDS_B)[rng.integers(0, len(_WORDS_B), n_artists)],
+        strict=True,
     ), start=1)]
     album_artist = rng.integers(0, n_artists, n_albums)
     album_names = [f"Album {i}" for i in range(1, n_albums + 1)]

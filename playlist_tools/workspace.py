@@ -35,6 +35,7 @@ import tempfile
 import weakref
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.config import Config
@@ -42,7 +43,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import db, migrations
-from playlist_tools.errors import RevisionError
 
 __all__ = ["Workspace"]
 
@@ -91,14 +91,8 @@ class Workspace:
     ) -> None:
         source = source if source is not None else migrations.config()
         script = ScriptDirectory.from_config(source)
-        try:
-            kept = [] if upto == "base" else list(script.walk_revisions("base", upto))
-        except Exception as err:  # alembic raises CommandError for unknown ids
-            known = ", ".join(sorted(s.revision for s in script.walk_revisions()))
-            raise RevisionError(
-                f"cannot copy the history up to {upto!r}: no such revision; "
-                f"use base, head or one of {known}"
-            ) from err
+        # history() raises the one RevisionError for an unknown id; nothing is created yet.
+        kept = [] if upto == "base" else migrations.history(source, f"base:{upto}", indicate_current=False)["rev"]
         self.upto = upto
         self._stack = contextlib.ExitStack()
         # Registered before anything is created, so a failure below still cleans up.
@@ -107,7 +101,8 @@ class Workspace:
             self.directory = Path(self._stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="playlist-tools-workspace-")
             ))
-            self._copy(Path(script.dir), Path(str(source.config_file_name)), [Path(s.path) for s in kept])
+            revisions = [Path(script.get_revision(rev).path) for rev in kept]
+            self._copy(Path(script.dir), Path(str(source.config_file_name)), revisions)
             self.url: URL = self._stack.enter_context(db.fresh_database(url, prefix="pt_workspace"))
         except BaseException:
             self.close()
@@ -117,16 +112,12 @@ class Workspace:
         self._engine: Engine | None = None
 
     @classmethod
-    def open(
-        cls,
-        upto: str = "head",
-        *,
-        metadata: sa.MetaData | None = None,
-        url: str | URL | None = None,
-        source: Config | None = None,
-    ) -> Workspace:
-        """Create a workspace; the same as ``Workspace(...)``, and reads better in a notebook."""
-        return cls(upto, metadata=metadata, url=url, source=source)
+    def open(cls, upto: str = "head", **options: Any) -> Workspace:
+        """Create a workspace: ``Workspace(upto, **options)``, which reads better in a notebook.
+
+        ``options`` are the class's keyword parameters: ``metadata``, ``url``, ``source``.
+        """
+        return cls(upto, **options)
 
     def _copy(self, alembic_dir: Path, ini: Path, revisions: list[Path]) -> None:
         target = self.directory / "alembic"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -13,69 +12,10 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Engine
 
-from conftest import REPO_ROOT, run_cli, url_text
 from playlist_tools import frames, sample
 from playlist_tools.errors import MigrationError
 
-FAILING_REVISION = '''\
-"""Fails halfway, on purpose
-
-Revision ID: {rev}
-Revises: {down}
-"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = {rev!r}
-down_revision = {down!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("playlists", sa.Column("rating", sa.Integer()))
-    op.execute("UPDATE playlists SET title = title || ' (edited)', rating = 5")
-    op.execute("DELETE FROM playlist_song_association")
-    op.create_table("half_done", sa.Column("x", sa.Integer()))
-    op.execute("SELECT 1 / 0")
-
-
-def downgrade() -> None:
-    pass
-'''
-
-
-def scratch_history(tmp_path: Path, *, failing: str | None = "0006") -> Path:
-    """A scratch copy of alembic/ and alembic.ini, optionally with a failing revision; returns the ini."""
-    shutil.copytree(REPO_ROOT / "alembic", tmp_path / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
-    ini = tmp_path / "alembic.ini"
-    ini.write_text((REPO_ROOT / "alembic.ini").read_text())
-    if failing:
-        down = f"{int(failing) - 1:04d}"
-        (tmp_path / "alembic" / "versions" / f"{failing}_fails_halfway.py").write_text(
-            FAILING_REVISION.format(rev=failing, down=down)
-        )
-    return ini
-
-
-def scratch_config(ini: Path, url: URL) -> Config:
-    config = Config(str(ini))
-    config.attributes["url"] = url
-    config.attributes["skip_logging_config"] = True
-    return config
-
-
-def snapshot(engine: Engine) -> dict[str, object]:
-    """Every table's columns, indexes and rows, and the version: enough to see any change."""
-    inspector = sa.inspect(engine)
-    state: dict[str, object] = {}
-    with engine.connect() as connection:
-        for table in sorted(inspector.get_table_names()):
-            columns = [c["name"] for c in inspector.get_columns(table)]
-            indexes = sorted(ix["name"] for ix in inspector.get_indexes(table))
-            rows = connection.execute(sa.text(f'SELECT * FROM "{table}"')).all()
-            state[table] = (columns, indexes, sorted(map(tuple, rows), key=repr))
-    return state
+from helpers import run_cli, scratch_config, scratch_history, snapshot, url_text
 
 
 def seed(engine: Engine) -> None:
@@ -85,15 +25,20 @@ def seed(engine: Engine) -> None:
             "(1, 'Balls to the Wall', 'Accept', 'MPEG audio file'), (2, 'Garota de Ipanema', NULL, NULL)"
         ))
         connection.execute(sa.text(
-            "INSERT INTO playlists (playlist_id, title, description) VALUES (1, '90’s Music', 'nostalgia'), (2, 'Music', NULL)"
+            "INSERT INTO playlists (playlist_id, title, description) VALUES "
+            "(1, '90’s Music', 'nostalgia'), (2, 'Music', NULL)"
         ))
-        connection.execute(sa.text("INSERT INTO playlist_song_association (playlist_id, song_id) VALUES (1, 2), (1, 1), (2, 1)"))
+        connection.execute(sa.text(
+            "INSERT INTO playlist_song_association (playlist_id, song_id) VALUES (1, 2), (1, 1), (2, 1)"
+        ))
 
 
 # -- a migration that fails halfway ------------------------------------------------
 
 
-def test_failing_migration_leaves_schema_and_data_as_they_were(tmp_path: Path, database_url: URL, engine: Engine) -> None:
+def test_failing_migration_leaves_schema_and_data_as_they_were(
+    tmp_path: Path, database_url: URL, engine: Engine
+) -> None:
     config = scratch_config(scratch_history(tmp_path), database_url)
     command.upgrade(config, "0005")
     seed(engine)
@@ -122,7 +67,9 @@ def test_failing_revision_rolls_back_alone(tmp_path: Path, database_url: URL, en
     assert not sa.inspect(engine).has_table("half_done")
 
 
-def test_failing_migration_in_callers_transaction_undoes_everything(tmp_path: Path, database_url: URL, engine: Engine) -> None:
+def test_failing_migration_in_callers_transaction_undoes_everything(
+    tmp_path: Path, database_url: URL, engine: Engine
+) -> None:
     """A caller's transaction spans the whole run: its ROLLBACK leaves the database untouched."""
     config = scratch_config(scratch_history(tmp_path), database_url)
     command.upgrade(config, "0004")
@@ -146,7 +93,9 @@ def test_failing_migration_via_cli_is_one_line(tmp_path: Path, database_url: URL
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     last = [line for line in result.stdout.splitlines() if line.strip()][-1]
-    assert last.startswith("FAILED: the migration failed and was rolled back (the database stays at 0005): division by zero")
+    assert last.startswith(
+        "FAILED: the migration failed and was rolled back (the database stays at 0005): division by zero"
+    )
     assert snapshot(engine) == before
 
 

@@ -23,11 +23,11 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Engine
 
-from conftest import REPO_ROOT, run_cli, url_text
-from playlist_tools import db, frames, lint, migrations, queries, sample, schema
+from playlist_tools import db, frames, migrations, queries, sample, schema
 from playlist_tools.errors import PlaylistToolsError
 from playlist_tools.workspace import Workspace
-from test_atomicity import snapshot
+
+from helpers import REPO_ROOT, run_cli, snapshot, url_text
 
 PASSWORD = "s3cr3t-pw"
 CLOSED_PORT = f"postgresql://ann:{PASSWORD}@127.0.0.1:1/music"
@@ -116,7 +116,7 @@ CASES = [
          "`+N` goes beyond head", "`alembic current` and `alembic history` show how far it can go", argv=("alembic", "upgrade", "+9")),
     Case("revision-past-base", "revision ids", ("Relative revision -9 didn't produce 9 migrations", "alembic current"),
          "`-N` goes below base", "same; `alembic downgrade base` goes all the way", argv=("alembic", "downgrade", "-9")),
-    Case("revision-lint-unknown", "revision ids", ("cannot lint 'nope'", "alembic history"),
+    Case("revision-lint-unknown", "revision ids", ("unknown revision 'nope'", "alembic history"),
          "`playlist-tools lint` with an unknown revision", "`alembic history`", argv=("playlist-tools", "lint", "nope")),
     Case("revision-api-unknown", "revision ids", ("'nope'",),
          "`migrations.upgrade(config, 'nope')`", "`migrations.history()` lists the ids",
@@ -160,7 +160,7 @@ CASES = [
     Case("api-lossy-downgrade", "notebook API", ("would destroy", "allow_data_loss=True"),
          "a downgrade that drops data (here 0002's descriptions, 0003's positions)", "pass `allow_data_loss=True` if that is intended",
          call=lambda engine, config: migrations.downgrade(migrations.config(engine.url), "0001")),
-    Case("api-workspace-unknown", "notebook API", ("cannot copy the history up to 'nope'",),
+    Case("api-workspace-unknown", "notebook API", ("unknown revision 'nope'",),
          "`Workspace.open(upto=...)` with an unknown id", "use `base`, `head` or a listed id", call=lambda engine, config: _workspace("nope")),
     Case("api-schema-unknown-table", "notebook API", ("'sogns'",),
          "`schema.columns()` of a table that is not there", "`schema.tables()` lists them",
@@ -171,8 +171,9 @@ CASES = [
     Case("api-sample-without-schema", "notebook API", ("alembic upgrade head",),
          "`load_sample()` into a database without the schema", "`migrations.upgrade(config, 'head')` first",
          call=lambda engine, config: _empty_database_load()),
-    Case("api-lint-unknown", "notebook API", ("cannot lint 'nope'",),
-         "`lint.lint('nope')`", "a range like `'base:head'` or a listed id", call=lambda engine, config: lint.lint("nope")),
+    Case("api-lint-unknown", "notebook API", ("unknown revision 'nope'",),
+         "`migrations.lint(None, 'nope')`", "a range like `'base:head'` or a listed id",
+         call=lambda engine, config: migrations.lint(None, "nope")),
     Case("api-lock-timeout-negative", "notebook API", ("lock timeout -1 is negative",),
          "`config.attributes['lock_timeout']` below zero", "seconds >= 0, or text like `'10s'`",
          call=lambda engine, config: command.upgrade(_api_config(engine.url, lock_timeout=-1), "head")),

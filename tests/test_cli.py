@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from conftest import run_cli, url_text
 from playlist_tools import db
+
+from helpers import run_cli, url_text
 
 CLOSED_PORT_URL = "postgresql://ann:s3cr3t-pw@127.0.0.1:1/music"
 BAD_SCHEME_URL = "mysql://ann:s3cr3t-pw@localhost/music"
@@ -167,8 +168,16 @@ def test_alembic_revision_autogenerate(database_url: URL, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("env", "args", "needles"),
     [
-        ({"DATABASE_URL": CLOSED_PORT_URL}, ["upgrade", "head"], ["cannot connect to postgresql://ann:***@127.0.0.1:1/music"]),
-        ({"DATABASE_URL": BAD_SCHEME_URL}, ["upgrade", "head"], ["DATABASE_URL 'mysql://ann:***@localhost/music'", "'mysql'"]),
+        (
+            {"DATABASE_URL": CLOSED_PORT_URL},
+            ["upgrade", "head"],
+            ["cannot connect to postgresql://ann:***@127.0.0.1:1/music"],
+        ),
+        (
+            {"DATABASE_URL": BAD_SCHEME_URL},
+            ["upgrade", "head"],
+            ["DATABASE_URL 'mysql://ann:***@localhost/music'", "'mysql'"],
+        ),
         ({}, ["upgrade", "nope"], ["'nope'", "alembic history"]),
     ],
     ids=["closed-port", "bad-scheme", "unknown-revision"],
@@ -229,8 +238,8 @@ def test_lint_command(tmp_path: Path) -> None:
     clean = run_cli("playlist-tools", "lint")
     assert clean.returncode == 0, clean.stderr
     assert clean.stdout.strip() == "no findings in base:head"
-    from test_lint import DROPS_A_COLUMN
     from test_atomicity import scratch_history
+    from test_lint import DROPS_A_COLUMN
 
     ini = scratch_history(tmp_path, failing=None)
     (tmp_path / "alembic" / "versions" / "0006_dropped_album.py").write_text(DROPS_A_COLUMN)

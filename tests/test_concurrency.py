@@ -21,9 +21,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from conftest import REPO_ROOT, url_text
-from playlist_tools import db, locks
-from test_atomicity import scratch_history
+from playlist_tools import db
+from playlist_tools.migrations import locks
+
+from helpers import REPO_ROOT, scratch_history, url_text
 
 PROCESSES = 8
 HISTORY = ["0001", "0002", "0003", "0004", "0005"]
@@ -57,7 +58,10 @@ LAUNCHERS: dict[str, Launcher] = {
 
 def migration_sessions(connection: sa.Connection) -> int:
     return connection.execute(
-        sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = :name"),
+        sa.text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = :name"
+        ),
         {"name": f"{db.APPLICATION_NAME} migrations"},
     ).scalar_one()
 
@@ -122,8 +126,11 @@ def test_eight_simultaneous_upgrades_apply_each_revision_once(
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0005"]
         assert migration_sessions(connection) == 0
-    figures = {"way": way, "processes": PROCESSES, "revisions applied": sum(applied(results).values()),
-               "errors": len(errors), "processes that waited": waited, "wall seconds": round(wall, 2), "after the gate opened": round(migrating, 2)}
+    figures = {
+        "way": way, "processes": PROCESSES, "revisions applied": sum(applied(results).values()),
+        "errors": len(errors), "processes that waited": waited,
+        "wall seconds": round(wall, 2), "after the gate opened": round(migrating, 2),
+    }
     record_property("concurrency", figures)
     print(figures)
 
@@ -133,7 +140,11 @@ def test_each_process_reports_only_what_it_applied(database_url: URL, engine: En
     results, _, _ = race(database_url, engine, LAUNCHERS["migrations"](REPO_ROOT / "alembic.ini"), 3)
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     reported = collections.Counter(
-        rev for r in results for line in r.stdout.splitlines() if line.startswith("reported:") for rev in line.split()[1:]
+        rev
+        for r in results
+        for line in r.stdout.splitlines()
+        if line.startswith("reported:")
+        for rev in line.split()[1:]
     )
     assert reported == applied(results) == {revision: 1 for revision in HISTORY}
 
@@ -145,7 +156,10 @@ def test_simultaneous_failing_upgrades_all_fail_cleanly(tmp_path: Path, database
     for result in results:
         assert result.returncode != 0
         assert "Traceback" not in result.stderr + result.stdout
-        assert "FAILED: the migration failed and was rolled back (the database stays at 0005): division by zero" in result.stdout
+        assert (
+            "FAILED: the migration failed and was rolled back (the database stays at 0005): division by zero"
+            in result.stdout
+        )
     assert applied(results) == {**{revision: 1 for revision in HISTORY}, "0006": 3}
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0005"]

@@ -12,7 +12,7 @@ else:  # pragma: no cover - Python 3.10
 import yaml
 from packaging.requirements import Requirement
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def normalised(specs: list[str]) -> set[str]:

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import frames, sample
-from playlist_tools.synthetic import synthetic
 from playlist_tools.errors import DatabaseUnavailableError, FrameError
 from playlist_tools.models import Base, Playlist, Song
+from playlist_tools.synthetic import synthetic
 
 BIG = 9007199254740993  # 2**53 + 1: a float64 cannot hold it
 UTC = datetime.timezone.utc
@@ -157,8 +157,10 @@ def test_a_connection_sees_its_own_transaction(schema: Engine) -> None:
 
 def test_parallel_read_on_one_snapshot(schema: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     with schema.begin() as con:
-        con.exec_driver_sql("INSERT INTO songs (song_id, title) SELECT i, 'song ' || i FROM generate_series(3, 20000) i")
-    monkeypatch.setattr("playlist_tools.reading._PARALLEL_MIN_PAGES", 0)
+        con.exec_driver_sql(
+            "INSERT INTO songs (song_id, title) SELECT i, 'song ' || i FROM generate_series(3, 20000) i"
+        )
+    monkeypatch.setattr("playlist_tools.frames._read._PARALLEL_MIN_PAGES", 0)
     whole = frames.read_frame("songs", schema, parallel=3)
     assert sorted(whole.song_id.tolist()) == list(range(1, 20001))
     assert whole.size_bytes.dropna().tolist() == [BIG]
@@ -182,7 +184,9 @@ def test_chunks_and_parquet(schema: Engine, tmp_path: Path) -> None:
 
 def test_stopping_early_leaves_the_connection_usable(schema: Engine) -> None:
     with schema.begin() as con:
-        con.exec_driver_sql("INSERT INTO songs (song_id, title) SELECT i, 'song ' || i FROM generate_series(3, 50000) i")
+        con.exec_driver_sql(
+            "INSERT INTO songs (song_id, title) SELECT i, 'song ' || i FROM generate_series(3, 50000) i"
+        )
     with schema.connect() as con:
         pieces = frames.read_frame("songs", con, chunksize=100)
         assert len(next(pieces)) == 100
@@ -262,7 +266,9 @@ def test_round_trip_sample(schema: Engine) -> None:
 
 def test_write_traps(engine: Engine) -> None:
     with engine.begin() as con:
-        con.exec_driver_sql("CREATE TABLE t (i int NOT NULL, s text, b boolean, d date, ts timestamptz, p numeric(6, 2))")
+        con.exec_driver_sql(
+            "CREATE TABLE t (i int NOT NULL, s text, b boolean, d date, ts timestamptz, p numeric(6, 2))"
+        )
     df = pd.DataFrame({
         "i": [1.0, 2.0],  # integral floats into integer
         "s": ["", None],  # empty string stays empty, None is NULL
@@ -327,7 +333,8 @@ def test_if_exists(schema: Engine) -> None:
      "'size_bytes' is str"),
     (pd.DataFrame({"playlist_id": [9], "title": ["x"], "created_at": [pd.Timestamp("2024-01-01")]}), "playlists",
      r"tz_localize\('UTC'\)"),
-    (pd.DataFrame({"song_id": [1], "title": ["x"]}), "songs", "duplicate key value .*Key \\(song_id\\)=\\(1\\) already exists.*nothing was written"),
+    (pd.DataFrame({"song_id": [1], "title": ["x"]}), "songs",
+     "duplicate key value .*Key \\(song_id\\)=\\(1\\) already exists.*nothing was written"),
 ])
 def test_bad_frames_raise_and_write_nothing(schema: Engine, df: pd.DataFrame, table: str, message: str) -> None:
     before = {t: count(schema, t) for t in ("songs", "playlists")}

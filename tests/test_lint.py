@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from alembic.config import Config
 
-from conftest import REPO_ROOT
-from playlist_tools import lint
+from playlist_tools import migrations
 from playlist_tools.errors import PlaylistToolsError, RevisionError
-from test_atomicity import scratch_history
+
+from helpers import REPO_ROOT, scratch_history
 
 HISTORY = ["0001", "0002", "0003", "0004", "0005"]
-CONFIG_TEXT = (REPO_ROOT / lint.CONFIG_NAME).read_text()
+CONFIG_TEXT = (REPO_ROOT / ".squawk.toml").read_text()
 # Read with re rather than tomllib, which Python 3.10 lacks.
 SETTINGS = {
     "pg_version": re.search(r'^pg_version = "([\d.]+)"', CONFIG_TEXT, re.MULTILINE)[1],
@@ -45,19 +45,17 @@ def downgrade() -> None:
 
 
 def quiet_config(ini: Path) -> Config:
-    config = Config(str(ini))
-    config.attributes["skip_logging_config"] = True
-    return config
+    return migrations.config(ini=ini)
 
 
 def test_committed_history_passes() -> None:
-    findings = lint.lint("base:head")
+    findings = migrations.lint(None, "base:head")
     assert findings.empty, findings.to_string()
 
 
 @pytest.mark.parametrize("revision", HISTORY)
 def test_each_revision_passes_alone(revision: str) -> None:
-    findings = lint.lint(revision)
+    findings = migrations.lint(None, revision)
     assert findings.empty, findings.to_string()
 
 
@@ -72,10 +70,10 @@ def test_each_revision_passes_alone(revision: str) -> None:
     ],
 )
 def test_bad_sql_yields_findings(sql: str, rule: str) -> None:
-    findings = lint.lint(sql)
+    findings = migrations.lint(None, sql)
     assert rule in set(findings["rule"]), findings.to_string()
     assert findings["revision"].isna().all()
-    assert list(findings.columns) == lint.COLUMNS
+    assert list(findings.columns) == migrations.LINT_COLUMNS
     assert (findings["line"] == 1).all()
 
 
@@ -83,23 +81,23 @@ def test_findings_name_the_revision_and_line(tmp_path: Path) -> None:
     ini = scratch_history(tmp_path, failing=None)
     (tmp_path / "alembic" / "versions" / "0006_dropped_album.py").write_text(DROPS_A_COLUMN)
     config = quiet_config(ini)
-    findings = lint.lint("base:head", config)
+    findings = migrations.lint(config, "base:head")
     assert findings[["revision", "rule"]].values.tolist() == [["0006", "ban-drop-column"]]
-    sql_lines = lint.offline_sql("base:head", config).splitlines()
+    sql_lines = migrations.sql(config, "base:head").splitlines()
     assert sql_lines[findings["line"].iloc[0] - 1] == "ALTER TABLE songs DROP COLUMN album;"
-    assert lint.lint("0006", config)["rule"].tolist() == ["ban-drop-column"]
+    assert migrations.lint(config, "0006")["rule"].tolist() == ["ban-drop-column"]
 
 
 def test_offline_sql_sets_lock_timeout_so_that_rule_stays_on() -> None:
     assert "require-lock-timeout" not in SETTINGS["excluded_rules"]
-    assert lint.offline_sql("0002").startswith("SET lock_timeout = '10s';")
+    assert migrations.sql(None, "0001:0002").startswith("SET lock_timeout = '10s';")
 
 
 def test_every_excluded_rule_is_needed_and_explained(tmp_path: Path) -> None:
     """An exclusion that no longer fires anywhere should be deleted; each one has a reason above it."""
     everything_on = tmp_path / "all-rules.toml"
     everything_on.write_text(f'pg_version = "{SETTINGS["pg_version"]}"\n')
-    fired = set(lint.lint("base:head", squawk_config=everything_on)["rule"])
+    fired = set(migrations.lint(None, "base:head", squawk_config=everything_on)["rule"])
     excluded = SETTINGS["excluded_rules"]
     assert set(excluded) <= fired, f"excluded but never fired: {sorted(set(excluded) - fired)}"
     assert len(excluded) == CONFIG_TEXT.count('",\n'), "every entry of excluded_rules must be read"
@@ -110,9 +108,9 @@ def test_every_excluded_rule_is_needed_and_explained(tmp_path: Path) -> None:
 
 def test_unknown_revision_is_a_clear_error() -> None:
     with pytest.raises(RevisionError, match="'nope'.*alembic history"):
-        lint.lint("nope")
+        migrations.lint(None, "nope")
 
 
 def test_missing_squawk_config_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PlaylistToolsError, match="does not exist"):
-        lint.lint("base:head", squawk_config=tmp_path / "missing.toml")
+        migrations.lint(None, "base:head", squawk_config=tmp_path / "missing.toml")

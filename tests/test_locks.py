@@ -14,10 +14,12 @@ from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
-from conftest import run_cli, url_text
-from playlist_tools import db, locks, sessions
+from playlist_tools import db
+from playlist_tools.db import activity
 from playlist_tools.errors import LockTimeoutError
-from test_atomicity import scratch_config, scratch_history, snapshot
+from playlist_tools.migrations import locks
+
+from helpers import run_cli, scratch_config, scratch_history, snapshot, url_text
 
 
 @pytest.fixture
@@ -152,7 +154,9 @@ def test_busy_migration_lock_holder_is_waited_for(alembic_config: Config, engine
     worker.start()
     with engine.connect() as watcher:
         for _ in range(100):
-            state = watcher.execute(sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": holder}).scalar()
+            state = watcher.execute(
+                sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": holder}
+            ).scalar()
             watcher.rollback()
             if state == "active":
                 break
@@ -192,7 +196,7 @@ def test_blocking_sessions_uses_pg_blocking_pids(database_url: URL, engine: Engi
     try:
         with engine.connect() as probe:
             for _ in range(200):
-                found = sessions.blocking_sessions(probe, waiter_pid)
+                found = activity.blocking_sessions(probe, waiter_pid)
                 probe.rollback()
                 if found:
                     break

@@ -12,9 +12,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Engine
 
-from conftest import table_rows
-
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT, table_rows
 
 
 def revisions(config: Config) -> list[str]:
@@ -94,10 +92,16 @@ def test_downgrade_0002_drops_only_description(alembic_config, engine: Engine) -
     command.upgrade(alembic_config, "0002")
     with engine.begin() as connection:
         connection.execute(
-            sa.text("INSERT INTO songs (song_id, title, artist) VALUES (1, 'Balls to the Wall', 'Accept'), (2, 'Fast As a Shark', 'Accept')")
+            sa.text(
+                "INSERT INTO songs (song_id, title, artist) VALUES "
+                "(1, 'Balls to the Wall', 'Accept'), (2, 'Fast As a Shark', 'Accept')"
+            )
         )
         connection.execute(
-            sa.text("INSERT INTO playlists (playlist_id, title, description) VALUES (1, 'Music', 'everything'), (2, '90’s Music', NULL)")
+            sa.text(
+                "INSERT INTO playlists (playlist_id, title, description) VALUES "
+                "(1, 'Music', 'everything'), (2, '90’s Music', NULL)"
+            )
         )
         connection.execute(
             sa.text("INSERT INTO playlist_song_association VALUES (1, 1), (1, 2), (2, 2)")

@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine
 
-from conftest import REPO_ROOT
 from playlist_tools import db, migrations
 from playlist_tools.errors import DatabaseUnavailableError, DataLossError, MigrationError, RevisionError
 from playlist_tools.models import Base
-from playlist_tools.listings import COLUMNS
 from playlist_tools.workspace import Workspace
+
+from helpers import REPO_ROOT
 
 
 @pytest.fixture
@@ -43,8 +43,14 @@ def execute(engine: Engine, statement: str) -> None:
 
 def seed(engine: Engine) -> None:
     execute(engine, "INSERT INTO songs (song_id, title) VALUES (10, 'a'), (20, 'b'), (30, 'c')")
-    execute(engine, "INSERT INTO playlists (playlist_id, title, description) VALUES (1, 'one', 'mine'), (2, 'two', NULL)")
-    execute(engine, "INSERT INTO playlist_song_association (playlist_id, song_id) VALUES (1, 10), (1, 20), (1, 30), (2, 20)")
+    execute(
+        engine,
+        "INSERT INTO playlists (playlist_id, title, description) VALUES (1, 'one', 'mine'), (2, 'two', NULL)",
+    )
+    execute(
+        engine,
+        "INSERT INTO playlist_song_association (playlist_id, song_id) VALUES (1, 10), (1, 20), (1, 30), (2, 20)",
+    )
 
 
 # -- config -------------------------------------------------------------------------
@@ -68,14 +74,14 @@ def test_config_without_an_ini_says_how_to_fix(tmp_path: Path) -> None:
 
 def test_history_current_heads_as_frames(cfg: Config) -> None:
     history = migrations.history(cfg)
-    assert list(history.columns) == COLUMNS
+    assert list(history.columns) == migrations.COLUMNS
     assert list(history["rev"]) == ["0001", "0002", "0003", "0004", "0005"]
     assert list(history["down_rev"]) == ["base", "0001", "0002", "0003", "0004"]
     assert history.loc[1, "message"] == "Added description to Playlist"
     assert not history["is_current"].any()
     assert list(history["is_head"]) == [False] * 4 + [True]
     assert migrations.current(cfg).empty
-    assert list(migrations.current(cfg).columns) == COLUMNS
+    assert list(migrations.current(cfg).columns) == migrations.COLUMNS
 
     migrations.upgrade(cfg, "0002")
     assert migrations.current(cfg)[["rev", "is_current", "is_head"]].values.tolist() == [["0002", True, False]]
@@ -154,7 +160,11 @@ def test_0003_loses_only_entries_moved_out_of_song_order(cfg: Config, engine: En
     execute(engine, "INSERT INTO playlist_song_association (playlist_id, song_id) VALUES (2, 20), (2, 30)")
     assert migrations.data_loss(cfg, "0002").loc[0, "lost"] == 0
     # Swapping two entries moves both.
-    execute(engine, "UPDATE playlist_song_association SET position = 100 - position WHERE playlist_id = 1 AND song_id IN (10, 20)")
+    execute(
+        engine,
+        "UPDATE playlist_song_association SET position = 100 - position "
+        "WHERE playlist_id = 1 AND song_id IN (10, 20)",
+    )
     with pytest.raises(DataLossError, match=r"playlist_song_association.position \(2 entries out of song order\)"):
         migrations.downgrade(cfg, "0002")
 
@@ -254,7 +264,10 @@ def test_two_heads_and_their_merge() -> None:
         migrations.revision(ws.config, "Branch a", autogenerate=False, rev_id="0006")
         migrations.revision(ws.config, "Branch b", autogenerate=False, rev_id="0007", head="0005", splice=True)
         assert list(migrations.heads(ws.config)["rev"]) == ["0006", "0007"]
-        with pytest.raises(RevisionError, match=r"'head' is ambiguous: the history has several heads \(0006, 0007\); use 'heads'"):
+        with pytest.raises(
+            RevisionError,
+            match=r"'head' is ambiguous: the history has several heads \(0006, 0007\); use 'heads'",
+        ):
             migrations.upgrade(ws.config, "head")
         merged = migrations.merge(ws.config, "heads", "Merge branches a and b")
         assert merged.revision == "0008"
@@ -292,7 +305,7 @@ def test_workspace_copies_history_up_to_a_revision_and_cleans_up(server_url: URL
     assert not directory.exists()
     assert not database_exists(server_url, name)
     with pytest.raises(RuntimeError, match="closed"):
-        ws.engine
+        _ = ws.engine
 
 
 def test_workspace_cleans_up_when_garbage_collected(server_url: URL) -> None:
@@ -309,5 +322,5 @@ def test_workspace_cleans_up_when_garbage_collected(server_url: URL) -> None:
 
 
 def test_workspace_with_an_unknown_revision_creates_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RevisionError, match="'nope'.*base, head or one of 0001, 0002"):
+    with pytest.raises(RevisionError, match="unknown revision 'nope'; known revisions: 0001, 0002"):
         Workspace.open(upto="nope")

@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from nbclient import NotebookClient
 from sqlalchemy.engine import URL
 
-from conftest import REPO_ROOT
 from playlist_tools import db
+
+from helpers import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 WALKTHROUGH = ["01-setup.ipynb", "02-the-initial-migration.ipynb", "07-models-and-database-in-sync.ipynb"]

@@ -17,9 +17,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from conftest import REPO_ROOT, table_rows
 from playlist_tools import frames, models, sample
 from playlist_tools.sample import TABLES, SampleError
+
+from helpers import REPO_ROOT, table_rows
 
 FRAMES = ("songs", "playlists", "playlist_song_association")
 

@@ -16,9 +16,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine
 
-from conftest import REPO_ROOT, run_cli, url_text
 from playlist_tools import db, frames, migrations, models, queries, sample, schema
 from playlist_tools.errors import PlaylistToolsError
+
+from helpers import REPO_ROOT, run_cli, url_text
 
 PASSWORD = "s3cr3t-pw"
 CLOSED_PORT = f"postgresql://ann:{PASSWORD}@127.0.0.1:1/music"

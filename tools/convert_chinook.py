@@ -99,9 +99,9 @@ def read_tables(sqlite_path: Path) -> dict[str, pa.Table]:
             rows = connection.execute(query).fetchall()
             if name == "songs":
                 rows = [(*row[:9], _price(row[9])) for row in rows]
-            columns = list(zip(*rows)) if rows else [[] for _ in SCHEMAS[name]]
+            columns = list(zip(*rows, strict=True)) if rows else [[] for _ in SCHEMAS[name]]
             tables[name] = pa.Table.from_arrays(
-                [pa.array(column, type=field.type) for column, field in zip(columns, SCHEMAS[name])],
+                [pa.array(column, type=field.type) for column, field in zip(columns, SCHEMAS[name], strict=True)],
                 schema=SCHEMAS[name],
             )
         return tables
@@ -165,7 +165,9 @@ def convert(source: Path = DEFAULT_SOURCE, out: Path = DEFAULT_OUT) -> dict[str,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder holding Chinook_Sqlite.sqlite and LICENSE.md")
+    parser.add_argument(
+        "--source", type=Path, default=DEFAULT_SOURCE, help="folder holding Chinook_Sqlite.sqlite and LICENSE.md"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the sample files")
     args = parser.parse_args(argv)
     missing = [args.source / name for name in (SQLITE_NAME, "LICENSE.md") if not (args.source / name).is_file()]

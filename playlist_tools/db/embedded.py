@@ -11,7 +11,7 @@ starts the server when no URL is given and ``DATABASE_URL`` is unset.
 
 Examples
 --------
->>> from playlist_tools import embedded
+>>> from playlist_tools.db import embedded
 >>> embedded.embedded_data_dir().name
 'pgdata'
 """

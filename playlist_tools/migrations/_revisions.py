@@ -1,7 +1,7 @@
 """Writing revisions: what autogenerate would write, drift, new revision files, merges.
 
-Re-exported by :mod:`playlist_tools.migrations`, where the rest of the
-verbs live; the same conventions hold (``config`` first, ``None`` for the
+Private to :mod:`playlist_tools.migrations`, which re-exports these verbs;
+the same conventions hold (``config`` first, ``None`` for the
 repo's migrations, data returned instead of printed). Revision ids
 default to the next readable number, never a random one.
 """
@@ -15,10 +15,11 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import Script, ScriptDirectory
 
-from playlist_tools.listings import diff_frame
-from playlist_tools.migration_config import alembic_errors, config as make_config, script as _script
-
-__all__ = ["preview", "check", "revision", "merge", "next_id"]
+from playlist_tools.errors import MigrationError
+from playlist_tools.migrations._config import current_heads, resolve
+from playlist_tools.migrations._config import script as _script
+from playlist_tools.migrations._errors import alembic_errors
+from playlist_tools.migrations._listing import diff_frame
 
 
 def next_id(script: ScriptDirectory) -> str:
@@ -26,17 +27,30 @@ def next_id(script: ScriptDirectory) -> str:
 
     Examples
     --------
-    >>> from playlist_tools.migration_config import config, script
-    >>> int(next_id(script(config()))) > 5
+    >>> from playlist_tools import migrations
+    >>> int(next_id(ScriptDirectory.from_config(migrations.config()))) > 5
     True
     """
     numbers = [int(s.revision) for s in script.walk_revisions() if s.revision.isdigit()]
     return f"{max(numbers, default=0) + 1:04d}"
 
 
+def _require_head(cfg: Config, script: ScriptDirectory) -> None:
+    """Autogenerate compares the models with head: a database behind it gives wrong diffs."""
+    now = current_heads(cfg)
+    with alembic_errors(cfg):
+        up_to_date = set(script.get_revisions(now)) == set(script.get_revisions("heads"))
+    if not up_to_date:
+        raise MigrationError(
+            f"the database is not up to date (it is at {', '.join(now) or 'base'}, head is "
+            f"{', '.join(sorted(script.get_heads()))}); run upgrade(config, 'head') (`alembic upgrade head`) first"
+        )
+
+
 def _autogenerate(cfg: Config) -> list[object]:
     """Autogenerate's diffs against the config's target metadata, writing nothing."""
     script = _script(cfg)
+    _require_head(cfg, script)
     context = autogenerate.RevisionContext(cfg, script, dict(
         message=None, autogenerate=True, sql=False, head="head", splice=False,
         branch_label=None, version_path=None, rev_id=None, depends_on=None,
@@ -86,7 +100,7 @@ def preview(config: Config | None = None, metadata: sa.MetaData | None = None) -
                op      table         name     detail
     0  add_column  playlists  description  TEXT NULL
     """
-    cfg = config if config is not None else make_config()
+    cfg = resolve(config)
     saved = cfg.attributes.get("target_metadata")
     if metadata is not None:
         cfg.attributes["target_metadata"] = metadata
@@ -171,7 +185,9 @@ def revision(
     op.create_index(op.f('ix_songs_genre'), 'songs', ['genre'], unique=False)
     op.drop_index(op.f('ix_songs_genre'), table_name='songs')
     """
-    cfg = config if config is not None else make_config()
+    cfg = resolve(config)
+    if autogenerate:
+        _require_head(cfg, _script(cfg))
     with alembic_errors(cfg):
         written = command.revision(
             cfg, message, autogenerate=autogenerate, rev_id=rev_id or next_id(_script(cfg)),
@@ -199,7 +215,7 @@ def merge(
     >>> joined.revision, joined.down_revision
     ('0008', ('0006', '0007'))
     """
-    cfg = config if config is not None else make_config()
+    cfg = resolve(config)
     with alembic_errors(cfg):
         written = command.merge(cfg, revisions, message=message, rev_id=rev_id or next_id(_script(cfg)))
     assert isinstance(written, Script)

@@ -26,6 +26,9 @@ other ``numeric``              ``object`` holding :class:`decimal.Decimal`
 anything else                  ``string``: its PostgreSQL text (json, uuid, ...)
 =============================  ==============================================
 
+:func:`pandas_dtype` gives these dtypes for Arrow data from elsewhere
+(:func:`playlist_tools.sample.read_sample` uses it).
+
 Examples
 --------
 >>> from playlist_tools import db, frames
@@ -47,18 +50,21 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-# The machinery: reading (describe, ADBC/psycopg, dtypes), writing (checks, COPY), connecting (shared by both).
-from playlist_tools import reading, writing
-from playlist_tools.connecting import Con
+from playlist_tools import db
 from playlist_tools.errors import FrameError
-from playlist_tools.reading import Query
 
-__all__ = ["read_frame", "to_parquet", "write_frame"]
+# The machinery, all private: _read (describe, ADBC/psycopg), _write (checks, COPY),
+# _types (the one type map, for both) and _driver (connections and quoting, for both).
+from playlist_tools.frames import _read, _write
+from playlist_tools.frames._read import Query
+from playlist_tools.frames._types import pandas_dtype
+
+__all__ = ["pandas_dtype", "read_frame", "to_parquet", "write_frame"]
 
 
 def read_frame(
     query: Query,
-    con: Con = None,
+    con: db.Connectable = None,
     params: Mapping[str, Any] | None = None,
     *,
     chunksize: int | None = None,
@@ -130,17 +136,17 @@ def read_frame(
     if chunksize is not None:
         if chunksize < 1:
             raise FrameError(f"chunksize={chunksize} must be a positive number of rows")
-        chunks = reading.arrow_tables(query, con, params, chunksize, 1)
-        return (reading.to_pandas(table, columns) for table, columns in chunks)
+        chunks = _read.arrow_tables(query, con, params, chunksize, 1)
+        return (_read.to_pandas(table, columns) for table, columns in chunks)
     parts = parallel or min(os.cpu_count() or 1, 4)
-    [(table, columns)] = reading.arrow_tables(query, con, params, 2**62, parts)
-    return reading.to_pandas(table, columns)
+    [(table, columns)] = _read.arrow_tables(query, con, params, None, parts)
+    return _read.to_pandas(table, columns)
 
 
 def to_parquet(
     query: Query,
     path: str | os.PathLike[str],
-    con: Con = None,
+    con: db.Connectable = None,
     params: Mapping[str, Any] | None = None,
     *,
     batch_rows: int = 100_000,
@@ -175,7 +181,7 @@ def to_parquet(
     rows = 0
     try:
         writer = None
-        for table, _ in reading.arrow_tables(query, con, params, batch_rows, 1):
+        for table, _ in _read.arrow_tables(query, con, params, batch_rows, 1):
             writer = writer or pq.ParquetWriter(partial, table.schema)
             writer.write_table(table)
             rows += table.num_rows
@@ -189,7 +195,7 @@ def to_parquet(
 def write_frame(
     df: pd.DataFrame,
     table: str | sa.Table | type,
-    con: Con = None,
+    con: db.Connectable = None,
     *,
     if_exists: Literal["append", "fail", "replace"] = "append",
 ) -> int:
@@ -241,9 +247,11 @@ def write_frame(
     ...     frames.read_frame("SELECT playlist_id, title FROM playlists", engine)
     ...     engine.dispose()
     2
-    cannot write to playlists: columns ['name'] are not in playlists (...); rename or drop them; column 'title' is required (NOT NULL, no default) but missing; column 'playlist_id' has values that do not fit int4 (...); ...
+    cannot write to playlists: columns ['name'] are not in playlists (...); rename or drop them;
+    column 'title' is required (NOT NULL, no default) but missing;
+    column 'playlist_id' has values that do not fit int4 (...); ...
        playlist_id  title
     0            1  Music
     1            2
     """
-    return writing.write(df, table, con, if_exists)
+    return _write.write(df, table, con, if_exists)

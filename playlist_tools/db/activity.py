@@ -1,17 +1,18 @@
 """Who is connected, and who blocks whom: ``pg_stat_activity`` and ``pg_locks`` made readable.
 
-:mod:`playlist_tools.locks` uses these to say which session a blocked
+:mod:`playlist_tools.migrations.locks` uses these to say which session a blocked
 migration waits for; ``playlist-tools db locks`` prints them. Each session
 is a :class:`SessionInfo`: pid, ``application_name``, state, for how long,
 and its (last) query.
 
 Examples
 --------
->>> from playlist_tools import db, sessions
+>>> from playlist_tools import db
+>>> from playlist_tools.db import activity
 >>> engine = db.create_engine()
 >>> with engine.connect() as connection:
 ...     me = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-...     sessions.blocking_sessions(connection, me)
+...     activity.blocking_sessions(connection, me)
 []
 >>> engine.dispose()
 """

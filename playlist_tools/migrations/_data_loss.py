@@ -1,5 +1,7 @@
 """What a downgrade destroys, counted before it runs.
 
+Private to :mod:`playlist_tools.migrations`, which re-exports :func:`data_loss`.
+
 The rule, for each revision a downgrade would revert:
 
 1. render its ``downgrade()`` as offline SQL (no database involved);
@@ -30,20 +32,15 @@ import re
 
 import pandas as pd
 import sqlalchemy as sa
+from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from alembic.config import Config
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
 from playlist_tools.errors import DataLossError
-from playlist_tools.migration_config import alembic_errors as _errors
-from playlist_tools.migration_config import config as make_config
-from playlist_tools.migration_config import connection as _connection
-from playlist_tools.migration_config import current_heads as _current_heads
-from playlist_tools.migration_config import script as _script
-
-__all__ = ["LOSS_COLUMNS", "LOSS_QUERIES", "data_loss", "render_downgrade", "drops", "count_losses", "describe"]
+from playlist_tools.migrations._config import connection, current_heads, resolve, script
+from playlist_tools.migrations._errors import alembic_errors
 
 LOSS_COLUMNS = ["rev", "table", "column", "lost", "what"]
 """The columns of :func:`count_losses`; ``column`` is ``"*"`` for a whole table."""
@@ -128,14 +125,14 @@ def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.
     return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype({"lost": "int64"})
 
 
-def describe(losses: pd.DataFrame) -> str:
+def describe_losses(losses: pd.DataFrame) -> str:
     """The rows that lose something, as one line: ``playlists.description (3 non-null values)``.
 
     Examples
     --------
     >>> frame = pd.DataFrame([("0002", "playlists", "description", 3, "non-null values"),
     ...                       ("0001", "songs", "*", 0, "rows")], columns=LOSS_COLUMNS)
-    >>> describe(frame)
+    >>> describe_losses(frame)
     'playlists.description (3 non-null values)'
     """
     lost = losses[losses["lost"] > 0]
@@ -152,7 +149,7 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     rendered as offline SQL; every ``DROP TABLE`` counts that table's rows,
     every ``DROP COLUMN`` that column's non-null values, in the database as
     it is now. A few drops lose less than that, and
-    :data:`playlist_tools.losses.LOSS_QUERIES` says how much
+    :data:`LOSS_QUERIES` says how much
     (e.g. 0003's ``position``: only entries out of song order). Renames
     destroy nothing and are not listed. A table or column that does not
     exist yet (created by another step of the same downgrade) is skipped.
@@ -185,19 +182,19 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     2  0001                      songs            *     0             rows
     3  0001                  playlists            *     2             rows
     """
-    cfg = config if config is not None else make_config()
-    script = _script(cfg)
-    with _errors(cfg):
-        # The private planner command.downgrade itself uses: the same steps, in the same order.
-        steps = script._downgrade_revs(revision, _current_heads(cfg))
+    cfg = resolve(config)
+    history = script(cfg)
+    with alembic_errors(cfg):
+        # The walk command.downgrade plans with: the same revisions, in the same order.
+        reverted = list(history.iterate_revisions(current_heads(cfg), revision, select_for_downgrade=True))
     rendered = []
-    for step in steps:
+    for step in reverted:
         try:
-            rendered.append((step.revision.revision, render_downgrade(step.revision)))
+            rendered.append((step.revision, render_downgrade(step)))
         except Exception as err:  # any code in a revision file can fail offline
             raise DataLossError(
-                f"cannot tell what downgrading {step.revision.revision} destroys: its downgrade() "
+                f"cannot tell what downgrading {step.revision} destroys: its downgrade() "
                 f"does not run offline ({type(err).__name__}); check by hand, then pass allow_data_loss=True"
             ) from err
-    with _errors(cfg), _connection(cfg) as connection:
-        return count_losses(connection, rendered)
+    with alembic_errors(cfg), connection(cfg) as conn:
+        return count_losses(conn, rendered)

@@ -2,7 +2,7 @@
 
 Two kinds of waiting can stall a migration, and both end in a one-line
 :class:`~playlist_tools.errors.LockTimeoutError` that names the session in
-the way (found with :mod:`playlist_tools.sessions`) and how to release it,
+the way (found with :mod:`playlist_tools.db.activity`) and how to release it,
 instead of hanging:
 
 * **Table locks.** Every migration runs with ``lock_timeout`` (default
@@ -24,7 +24,8 @@ PgBouncer in transaction-pooling mode, migrate over a direct connection.
 
 Examples
 --------
->>> from playlist_tools import db, locks
+>>> from playlist_tools import db
+>>> from playlist_tools.migrations import locks
 >>> locks.lock_timeout_ms("2min"), locks.lock_timeout_ms(1.5), locks.lock_timeout_ms("0")
 (120000, 1500, 0)
 >>> with db.fresh_database() as url:
@@ -47,8 +48,8 @@ from collections.abc import Callable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from playlist_tools.db.activity import SessionInfo, advisory_holder, lock_holders
 from playlist_tools.errors import LockTimeoutError, SettingError
-from playlist_tools.sessions import SessionInfo, advisory_holder, lock_holders
 
 __all__ = [
     "LOCK_TIMEOUT_ENV",
@@ -72,6 +73,7 @@ _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}
 _TIMEOUT_TEXT = re.compile(r"\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|min|h)?\s*")
 _POLL_SECONDS = (0.05, 0.5)  # first and longest pause between tries for the migration lock
 
+
 def lock_timeout_ms(value: str | float | dt.timedelta | None = None) -> int:
     """Resolve a lock timeout to milliseconds: ``value``, else the environment, else 10 s.
 
@@ -94,7 +96,8 @@ def lock_timeout_ms(value: str | float | dt.timedelta | None = None) -> int:
     >>> lock_timeout_ms("10")
     Traceback (most recent call last):
     ...
-    playlist_tools.errors.SettingError: lock timeout '10' has no unit; write it like 500ms, 10s or 2min (0 waits forever)
+    playlist_tools.errors.SettingError: lock timeout '10' has no unit;
+    write it like 500ms, 10s or 2min (0 waits forever)
     """
     source = "lock timeout"
     if value is None:

@@ -1,13 +1,13 @@
-"""What reading and writing frames share: psycopg connections and quoted table names.
+"""What reading and writing frames share: driver connections and quoted identifiers.
 
-Internal to :mod:`playlist_tools.frames`; :mod:`playlist_tools.reading`
-and :mod:`playlist_tools.writing` build on it. Frames talk to PostgreSQL
-through psycopg 3 (``COPY``) and ADBC, so they need the driver connection
-under a SQLAlchemy one, or a connection of their own.
+Private to :mod:`playlist_tools.frames`; its ``_read`` and ``_write``
+modules build on it. Frames talk to PostgreSQL through psycopg 3
+(``COPY``) and ADBC, so they need the driver connection under a SQLAlchemy
+one, or a connection of their own.
 
 Examples
 --------
->>> from playlist_tools.connecting import table_name
+>>> from playlist_tools.frames._driver import table_name
 >>> table_name("public.songs"), table_name("Songs")
 ('public.songs', '"Songs"')
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from typing import Union
 
 import psycopg
 import sqlalchemy as sa
@@ -25,22 +24,12 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import URL
 
 from playlist_tools import db
-from playlist_tools.errors import DatabaseUnavailableError, FrameError
+from playlist_tools.errors import FrameError
 
-__all__ = [
-    "IDENTIFIER", "PYFORMAT", "Con", "driver", "first_line", "libpq_uri", "psycopg_connection", "quote", "table_name",
-]
-
-Con = Union[sa.Connection, sa.Engine, URL, str, None]
-
+# A bare name, optionally schema-qualified: what a string must be to name a table (which we then quote).
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
 PYFORMAT = pg_dialect.dialect()  # psycopg's placeholders
 quote = PYFORMAT.identifier_preparer.quote
-
-
-def first_line(err: BaseException) -> str:
-    """The first line of an error's message, or its type's name when it has none."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def table_name(table: str | sa.Table | type) -> str:
@@ -73,7 +62,7 @@ def driver(con: sa.Connection) -> psycopg.Connection:
 
 
 @contextlib.contextmanager
-def psycopg_connection(con: Con) -> Iterator[tuple[psycopg.Connection, str | None]]:
+def psycopg_connection(con: db.Connectable) -> Iterator[tuple[psycopg.Connection, str | None]]:
     """A psycopg connection, and the URI for ADBC: None when it is the caller's connection."""
     if isinstance(con, sa.Connection):
         yield driver(con), None
@@ -82,9 +71,6 @@ def psycopg_connection(con: Con) -> Iterator[tuple[psycopg.Connection, str | Non
     try:
         conn = psycopg.connect(libpq_uri(url), autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as err:
-        raise DatabaseUnavailableError(
-            f"cannot connect to {db.mask_url(url)}: {first_line(err)}; "
-            "check that the server is running and the URL is right"
-        ) from err
+        raise db.unavailable(url, err) from err
     with conn:
         yield conn, libpq_uri(url)

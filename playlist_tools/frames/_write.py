@@ -1,9 +1,11 @@
 """The write path of :mod:`playlist_tools.frames`: a DataFrame checked against the live table, then COPY.
 
-Internal; :func:`playlist_tools.frames.write_frame` is the public face.
-Every problem of the frame is found before anything is sent, and the rows
-travel as one ``COPY ... FROM STDIN (FORMAT csv)`` written by pyarrow, in
-one transaction (or a savepoint of the caller's).
+Private to :mod:`playlist_tools.frames`, whose
+:func:`~playlist_tools.frames.write_frame` is the public face; the types
+come from its ``_types`` map. Every problem of the frame is found before
+anything is sent, and the rows travel as one ``COPY ... FROM STDIN
+(FORMAT csv)`` written by pyarrow, in one transaction (or a savepoint of
+the caller's).
 """
 
 from __future__ import annotations
@@ -20,16 +22,10 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from playlist_tools import db
-from playlist_tools.connecting import Con, driver, first_line, quote, table_name
-from playlist_tools.errors import FrameError
+from playlist_tools.errors import FrameError, first_line
+from playlist_tools.frames._driver import driver, quote, table_name
+from playlist_tools.frames._types import arrow_for_copy
 
-__all__ = ["write"]
-
-_ARROW_OF_TYPNAME = {
-    "bool": pa.bool_(), "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(),
-    "float4": pa.float32(), "float8": pa.float64(), "date": pa.date32(),
-    "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", "UTC"),
-}
 _KINDS = ("integer", "floating", "decimal", "boolean", "date32", "timestamp", "string", "large_string")
 # What may go into what: numbers into numbers (a safe cast checks range and
 # fractions), everything else only into its own kind; text is for text, json, uuid...
@@ -49,17 +45,11 @@ def _kind(arrow: pa.DataType) -> str:
     return next((k for k in _KINDS if getattr(pa.types, f"is_{k}")(arrow)), str(arrow))
 
 
-def _target(typname: str, typmod: int) -> pa.DataType:
-    if typname == "numeric" and typmod >= 4 and ((typmod - 4) & 0xFFFF) <= (typmod - 4) >> 16 <= 38:
-        return pa.decimal128((typmod - 4) >> 16, (typmod - 4) & 0xFFFF)
-    return _ARROW_OF_TYPNAME.get(typname, pa.string())  # PostgreSQL parses the text of other types
-
-
 def _check(
     name: str, series: pd.Series, typname: str, typmod: int, not_null: bool
 ) -> tuple[pa.Array | None, list[str]]:
     """The column as an Arrow array of the table's type, or what is wrong with it."""
-    target = _target(typname, typmod)
+    target = arrow_for_copy(typname, typmod)
     try:
         array = pa.array(series, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
@@ -117,7 +107,7 @@ def _validate(df: pd.DataFrame, name: str, live: list[tuple[Any, ...]]) -> tuple
 
 
 @contextlib.contextmanager
-def _transaction(con: Con) -> Iterator[psycopg.Connection]:
+def _transaction(con: db.Connectable) -> Iterator[psycopg.Connection]:
     """psycopg inside a transaction we commit, or inside a savepoint of the caller's transaction."""
     if isinstance(con, sa.Connection):
         driver(con)  # another driver is refused before the caller's transaction is touched
@@ -125,7 +115,7 @@ def _transaction(con: Con) -> Iterator[psycopg.Connection]:
         yield driver(connection)
 
 
-def write(df: pd.DataFrame, table: str | sa.Table | type, con: Con, if_exists: str) -> int:
+def write(df: pd.DataFrame, table: str | sa.Table | type, con: db.Connectable, if_exists: str) -> int:
     """:func:`playlist_tools.frames.write_frame`: check, then ``COPY``; the number of rows written."""
     if if_exists not in ("append", "fail", "replace"):
         raise FrameError(f"if_exists={if_exists!r} is not one of 'append', 'fail', 'replace'")

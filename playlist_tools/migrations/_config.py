@@ -1,19 +1,18 @@
-"""The Alembic config that every migrations function takes, and what they share.
+"""The Alembic config every migrations function takes, and what they share through it.
 
 :func:`config` finds the repo's ``alembic.ini`` relative to this package:
 the repo root is the parent of the ``playlist_tools`` folder, which is
 where an editable install (``pip install -e .``, what ``make`` does)
 leaves it. A wheel install has no migrations; pass ``ini=`` then.
-
-The rest is plumbing for :mod:`playlist_tools.migrations`: one connection
-per call (or the caller's), the database's current revisions, and
-Alembic's errors turned into ours.
+:func:`resolve` is the one place where ``config=None`` becomes that default.
 
 Examples
 --------
 >>> cfg = config("postgresql://ann:pw@db.example.org/music")
 >>> cfg.attributes["url"].database, cfg.get_main_option("script_location").endswith("alembic")
 ('music', True)
+>>> resolve(cfg) is cfg, resolve(None).attributes.get("url") is None
+(True, True)
 """
 
 from __future__ import annotations
@@ -24,20 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import util
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.script.revision import MultipleHeads, ResolutionError
-from alembic.script.revision import RevisionError as AlembicRevisionError
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
-from playlist_tools.errors import MigrationError, PlaylistToolsError, RevisionError
+from playlist_tools.errors import MigrationError
 
-__all__ = ["REPO_ROOT", "config", "script", "connection", "current_heads", "alembic_errors"]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package is installed from (editable install): alembic.ini and alembic/ live here."""
 
 
@@ -46,7 +40,7 @@ def config(
     *,
     script_location: str | Path | None = None,
     metadata: sa.MetaData | None = None,
-    connection: Connection | None = None,
+    connection: Connection | Engine | None = None,
     ini: str | Path | None = None,
 ) -> Config:
     """An Alembic :class:`~alembic.config.Config` for the repo's migrations.
@@ -61,8 +55,9 @@ def config(
         Another migrations folder (``script_location`` in the ini).
     metadata : sqlalchemy.MetaData, optional
         What autogenerate compares against; default the package's models.
-    connection : sqlalchemy.engine.Connection, optional
-        Run on this connection; the caller owns it and closes it.
+    connection : sqlalchemy.engine.Connection or Engine, optional
+        Run on this connection (or on one lent by this engine); the caller
+        owns it and closes it.
     ini : str or Path, optional
         Another ini file (``-c/--config``); default ``REPO_ROOT/alembic.ini``.
 
@@ -97,15 +92,30 @@ def config(
     return cfg
 
 
+def resolve(cfg: Config | None) -> Config:
+    """``cfg`` itself, or for ``None`` the repo's migrations on the default database (:func:`config`)."""
+    return cfg if cfg is not None else config()
+
+
 def script(cfg: Config) -> ScriptDirectory:
     """The migrations folder ``cfg`` names, read afresh (notebooks add files to it)."""
     return ScriptDirectory.from_config(cfg)
 
 
 @contextlib.contextmanager
-def connection(cfg: Config) -> Iterator[Connection]:
-    """The caller's connection from ``cfg``, left open; else one of our own, closed after."""
+def connection(cfg: Config, *, application_name: str | None = None) -> Iterator[Connection]:
+    """The connection ``cfg`` carries, left open; else one of our own, closed after.
+
+    ``config.attributes["connection"]`` may be a Connection (used as it is)
+    or an Engine, as pytest-alembic passes (one of its connections is lent
+    and given back). Otherwise an engine is made for ``attributes["url"]``
+    (see :func:`playlist_tools.db.resolve_url`) and disposed of afterwards.
+    """
     given = cfg.attributes.get("connection")
+    if isinstance(given, Engine):
+        with given.connect() as lent:  # closing it rolls back what a read autobegan
+            yield lent
+        return
     if given is not None:
         started = not given.in_transaction()
         try:
@@ -116,7 +126,8 @@ def connection(cfg: Config) -> Iterator[Connection]:
             if started and given.in_transaction():
                 given.rollback()
         return
-    engine = db.create_engine(cfg.attributes.get("url"), poolclass=sa.pool.NullPool)
+    connect_args = {"application_name": application_name} if application_name else {}
+    engine = db.create_engine(cfg.attributes.get("url"), poolclass=sa.pool.NullPool, connect_args=connect_args)
     try:
         with engine.connect() as own:
             yield own
@@ -128,36 +139,3 @@ def current_heads(cfg: Config) -> tuple[str, ...]:
     """The revisions in the database's ``alembic_version``; empty at base."""
     with connection(cfg) as conn:
         return tuple(MigrationContext.configure(conn).get_current_heads())
-
-
-def _known(cfg: Config) -> str:
-    ids = sorted(s.revision for s in script(cfg).walk_revisions())
-    return ", ".join(ids) if ids else "none yet"
-
-
-@contextlib.contextmanager
-def alembic_errors(cfg: Config) -> Iterator[None]:
-    """Turn Alembic's errors into ours: one line, naming the bad value."""
-    try:
-        yield
-    except util.CommandError as err:
-        cause = err.__cause__
-        if isinstance(cause, PlaylistToolsError):
-            raise cause from cause.__cause__  # env.py wraps ours for the CLI
-        if isinstance(cause, ResolutionError):
-            raise RevisionError(
-                f"unknown revision {cause.argument!r}; known revisions: {_known(cfg)}; "
-                "or use head, base, +N or -N (history() lists them)"
-            ) from cause
-        if isinstance(cause, MultipleHeads):
-            raise RevisionError(
-                f"{cause.argument!r} is ambiguous: the history has several heads "
-                f"({', '.join(sorted(cause.heads))}); use 'heads', name one, or merge them with merge()"
-            ) from cause
-        if isinstance(cause, AlembicRevisionError):
-            hint = "" if "history" in str(err) else "; current() says where the database is, history() lists the revisions"
-            raise RevisionError(f"{err}{hint}") from cause
-        message = " ".join(str(err).split())
-        if "not up to date" in message:
-            message += " Run upgrade(config, 'head') first."
-        raise MigrationError(message) from err

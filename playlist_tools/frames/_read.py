@@ -1,12 +1,12 @@
 """The read path of :mod:`playlist_tools.frames`: a query's result as Arrow, then pandas.
 
-Internal; :func:`playlist_tools.frames.read_frame` and
-:func:`~playlist_tools.frames.to_parquet` are the public face, and the
-``frames`` module docstring lists the dtype of each PostgreSQL type.
-The result's columns are described first (psycopg, ``LIMIT 0``), then the
-rows travel through ADBC's binary ``COPY`` (a big table as several
-``ctid`` ranges on one snapshot), or through psycopg inside a caller's
-``Connection``.
+Private to :mod:`playlist_tools.frames`, whose
+:func:`~playlist_tools.frames.read_frame` and
+:func:`~playlist_tools.frames.to_parquet` are the public face; the types
+come from its ``_types`` map. The result's columns are described first
+(psycopg, ``LIMIT 0``), then the rows travel through ADBC's binary
+``COPY`` (a big table as several ``ctid`` ranges on one snapshot), or
+through psycopg inside a caller's ``Connection``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import adbc_driver_manager
 import pandas as pd
@@ -27,34 +27,18 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
-from playlist_tools.connecting import (
-    IDENTIFIER,
-    PYFORMAT,
-    Con,
-    first_line,
-    psycopg_connection,
-    quote,
-    table_name,
-)
-from playlist_tools.errors import FrameError
+from playlist_tools import db
+from playlist_tools.errors import FrameError, first_line
+from playlist_tools.frames._driver import IDENTIFIER, PYFORMAT, psycopg_connection, quote, table_name
+from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal, pandas_dtype
 
-__all__ = ["Query", "arrow_tables", "to_pandas"]
-
-Query = Union[str, sa.Select, sa.TextClause, sa.Table, type]
+Query = str | sa.Select | sa.TextClause | sa.Table | type
+"""What :func:`~playlist_tools.frames.read_frame` reads: SQL text, a select(), or a whole table."""
 
 _DOLLAR = pg_dialect.dialect(paramstyle="numeric_dollar")  # ADBC's
-# PostgreSQL types with a faithful Arrow twin, by type OID.
-_ARROW_OF_OID = {
-    16: pa.bool_(), 17: pa.binary(), 19: pa.string(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(),
-    25: pa.string(), 700: pa.float32(), 701: pa.float64(), 1042: pa.string(), 1043: pa.string(),
-    1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", "UTC"),
-}
-_NUMERIC = 1700
 _PARALLEL_MIN_PAGES = 4096  # 32 MB: below that, extra connections cost more than they save
-_MASKED = {
-    pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
-    pa.float32(): pd.Float32Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(),
-}
+_BIGINT_DIGITS = 18  # every integer of 18 digits fits an int8
+_PSYCOPG_BATCH_ROWS = 100_000  # rows built into one Arrow batch on the psycopg path, so memory stays bounded
 
 
 # -- what a query returns -----------------------------------------------------------
@@ -71,15 +55,16 @@ class _Column:
 
 def _column(i: int, name: str, oid: int, precision: int | None, scale: int | None) -> _Column:
     ref = f"_q.c{i}"
-    if oid in _ARROW_OF_OID:
+    wire = arrow_of_oid(oid)
+    if wire is not None:
         # Text becomes large_string, pandas' own string storage, so that pandas need not convert it again.
-        wire = _ARROW_OF_OID[oid]
         return _Column(name, ref, wire, pa.large_string() if wire == pa.string() else wire)
-    if oid == _NUMERIC and precision is not None and scale is not None and 0 <= scale <= precision <= 38:
-        if precision <= 18:  # the unscaled value fits a bigint, which decodes ~3x faster than numeric
-            return _Column(name, f"({ref} * 1{'0' * scale})::int8", pa.int64(), pa.decimal128(precision, scale))
-        return _Column(name, f"{ref}::text", pa.string(), pa.decimal128(precision, scale))
-    return _Column(name, f"{ref}::text", pa.string(), pa.large_string(), decimals=oid == _NUMERIC)
+    exact = exact_decimal(precision, scale) if oid == NUMERIC_OID else None
+    if exact is not None:
+        if exact.precision <= _BIGINT_DIGITS:  # the unscaled value fits a bigint, which decodes ~3x faster than numeric
+            return _Column(name, f"({ref} * 1{'0' * exact.scale})::int8", pa.int64(), exact)
+        return _Column(name, f"{ref}::text", pa.string(), exact)
+    return _Column(name, f"{ref}::text", pa.string(), pa.large_string(), decimals=oid == NUMERIC_OID)
 
 
 @dataclass(frozen=True)
@@ -192,7 +177,8 @@ def _psycopg(
         stream = cursor.stream(sql, params, size=min(rows, 10_000))
         try:
             while chunk := list(itertools.islice(stream, rows)):
-                arrays = [pa.array(values, spec.wire) for values, spec in zip(zip(*chunk), columns)]
+                by_column = zip(*chunk, strict=True)
+                arrays = [pa.array(values, spec.wire) for values, spec in zip(by_column, columns, strict=True)]
                 yield _finish(pa.RecordBatch.from_arrays(arrays, schema=schema), columns)
         finally:
             stream.close()  # psycopg cancels a stream left half-read; the connection is free again
@@ -205,52 +191,59 @@ def _schema(columns: list[_Column], which: str = "final") -> pa.Schema:
 def _finish(batch: pa.RecordBatch, columns: list[_Column]) -> pa.RecordBatch:
     """Wire types to final types; a scaled bigint is reinterpreted as its decimal, no arithmetic."""
     arrays = []
-    for array, spec in zip(batch.columns, columns):
+    for array, spec in zip(batch.columns, columns, strict=True):
         if pa.types.is_integer(spec.wire) and pa.types.is_decimal(spec.final):
             array = pc.cast(array, pa.decimal128(38, 0)).view(spec.final)
         arrays.append(array.cast(spec.final))
     return pa.RecordBatch.from_arrays(arrays, schema=_schema(columns))
 
 
+def _tables_of(batches: Iterator[pa.RecordBatch], schema: pa.Schema, rows: int) -> Iterator[pa.Table]:
+    """The batches regrouped as tables of exactly ``rows`` rows, the last one shorter; at least one."""
+    pending: list[pa.RecordBatch] = []
+    sent = False
+    for batch in batches:
+        pending.append(batch)
+        whole = pa.Table.from_batches(pending, schema=schema)
+        while whole.num_rows >= rows:
+            yield whole.slice(0, rows)
+            whole, sent = whole.slice(rows), True
+        pending = whole.to_batches()
+    rest = pa.Table.from_batches(pending, schema=schema)
+    if rest.num_rows or not sent:
+        yield rest
+
+
 def arrow_tables(
-    query: Query, con: Con, params: Mapping[str, Any] | None, rows: int, parts: int
+    query: Query, con: db.Connectable, params: Mapping[str, Any] | None, rows: int | None, parts: int
 ) -> Iterator[tuple[pa.Table, list[_Column]]]:
-    """The result as Arrow tables of final types and ``rows`` rows each; at least one, maybe empty."""
+    """The result as Arrow tables of final types, ``rows`` rows each (None: one table of all rows).
+
+    There is at least one table, maybe empty; ``parts`` > 1 lets a big
+    whole table be read over that many connections at once.
+    """
     source = _Source.of(query, params)
     with psycopg_connection(con) as (conn, uri):
         columns, pages = _describe(conn, source)
-        final = _schema(columns)
         if uri is None:
             sql, args = source.sql(PYFORMAT)
-            batches = _psycopg(conn, _select(sql, columns), args, columns, min(rows, 100_000))
+            batch_rows = _PSYCOPG_BATCH_ROWS if rows is None else min(rows, _PSYCOPG_BATCH_ROWS)
+            batches = _psycopg(conn, _select(sql, columns), args, columns, batch_rows)
         elif source.table is not None and parts > 1 and pages >= _PARALLEL_MIN_PAGES:
             batches = _adbc_parallel(uri, source.table, columns, pages, parts)
         else:
             sql, args = source.sql(_DOLLAR)
             batches = _adbc(uri, _select(sql, columns), args, columns)
-        pending: list[pa.RecordBatch] = []
-        sent = False
         try:
-            for batch in itertools.chain(batches, [None]):
-                pending += [] if batch is None else [batch]
-                whole = pa.Table.from_batches(pending, schema=final)
-                while whole.num_rows >= rows or (batch is None and (whole.num_rows or not sent)):
-                    yield whole.slice(0, rows), columns
-                    whole, sent = whole.slice(rows), True
-                pending = whole.to_batches()
+            if rows is None:
+                nonempty = [batch for batch in batches if batch.num_rows]  # an empty batch would be an empty chunk
+                yield pa.Table.from_batches(nonempty, schema=_schema(columns)), columns
+            else:
+                for table in _tables_of(batches, _schema(columns), rows):
+                    yield table, columns
         # pyarrow reports ADBC's errors in the middle of a stream as OSError.
         except (psycopg.Error, adbc_driver_manager.Error, OSError) as err:
             raise FrameError(f"reading the result failed: {first_line(err)}; nothing was changed") from err
-
-
-def _pandas_dtype(arrow: pa.DataType) -> Any:
-    if arrow in _MASKED:
-        return _MASKED[arrow]
-    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
-        return pd.StringDtype("pyarrow")
-    if pa.types.is_decimal(arrow) or pa.types.is_date(arrow) or pa.types.is_binary(arrow):
-        return pd.ArrowDtype(arrow)
-    return None  # timestamps: pandas' own datetime64[us], zone-aware for timestamptz
 
 
 def to_pandas(table: pa.Table, columns: list[_Column]) -> pd.DataFrame:
@@ -258,7 +251,7 @@ def to_pandas(table: pa.Table, columns: list[_Column]) -> pd.DataFrame:
     exact = {i: [None if v is None else decimal.Decimal(v) for v in table.column(i).to_pylist()]
              for i, spec in enumerate(columns) if spec.decimals}
     # self_destruct frees each Arrow column once converted, so the peak stays near one copy.
-    frame = table.to_pandas(types_mapper=_pandas_dtype, split_blocks=True, self_destruct=True)
+    frame = table.to_pandas(types_mapper=pandas_dtype, split_blocks=True, self_destruct=True)
     for i, values in exact.items():
         frame.isetitem(i, pd.Series(values, index=frame.index, dtype=object))
     return frame

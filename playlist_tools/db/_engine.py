@@ -1,0 +1,207 @@
+"""Engines, connections and throwaway databases on the resolved server.
+
+Private to :mod:`playlist_tools.db`, which re-exports everything here.
+Every function says who closes what it opens; nothing is opened at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from playlist_tools.db._url import DATABASE_URL_ENV, mask_url, resolve_url
+from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError, first_line
+
+APPLICATION_NAME = "playlist-tools"
+"""``application_name`` of every connection we open, so ``pg_stat_activity`` can tell them apart."""
+
+Connectable = str | URL | Engine | Connection | None
+"""What every function taking ``con=`` accepts: a URL, an engine, a connection, or ``None``."""
+
+
+def unavailable(url: str | URL, err: BaseException) -> DatabaseUnavailableError:
+    """The one message for a server that does not answer: where, why, and what to check.
+
+    Every path that connects (engines, frames' own driver connections,
+    alembic's env.py) raises this, ``from err``.
+
+    Examples
+    --------
+    >>> print(unavailable("postgresql://ann:pw@db.example.org/music", OSError("Connection refused")))
+    cannot connect to postgresql://ann:***@db.example.org/music: Connection refused;
+    check that the server is running and the URL is right...
+    """
+    hint = f", or unset {DATABASE_URL_ENV} to use the embedded server" if os.environ.get(DATABASE_URL_ENV) else ""
+    return DatabaseUnavailableError(
+        f"cannot connect to {mask_url(url)}: {first_line(err)}; "
+        f"check that the server is running and the URL is right{hint}"
+    )
+
+
+def create_engine(url: str | URL | None = None, **kwargs: object) -> Engine:
+    """Make an engine for the resolved database. The caller disposes of it.
+
+    Connection failures (no server, wrong port, wrong password) are raised as
+    :class:`DatabaseUnavailableError` with a one-line message that names the
+    URL (password masked) and says what to check.
+
+    Parameters
+    ----------
+    url : str, sqlalchemy.engine.URL or None
+        See :func:`resolve_url`.
+    **kwargs
+        Passed to :func:`sqlalchemy.create_engine`.
+
+    Examples
+    --------
+    >>> engine = create_engine("postgresql://ann:pw@127.0.0.1:1/music")
+    >>> engine.connect()
+    Traceback (most recent call last):
+    ...
+    playlist_tools.errors.DatabaseUnavailableError: cannot connect to postgresql://ann:***@127.0.0.1:1/music: ...
+    >>> engine.dispose()
+    """
+    resolved = resolve_url(url)
+    connect_args = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]
+    connect_args.setdefault("application_name", APPLICATION_NAME)
+    connect_args.setdefault("connect_timeout", 10)
+    try:
+        engine = sa.create_engine(resolved, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
+    except ImportError as err:
+        raise DatabaseURLError(
+            f"{mask_url(resolved)!r} needs the Python package {err.name!r}, which is not installed; "
+            f"pip install it, or write postgresql:// to use psycopg 3"
+        ) from err
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _explain_connect_failure(context: sa.engine.ExceptionContext) -> None:
+        if context.connection is None and context.is_pre_ping is False:
+            raise unavailable(resolved, context.original_exception) from context.original_exception
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A :class:`sqlalchemy.orm.sessionmaker` bound to ``engine``.
+
+    ``expire_on_commit=False`` so objects stay readable in a notebook after
+    the session that loaded them has committed.
+    """
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def ping(url: str | URL | None = None) -> str:
+    """Connect once and return the server's version string, or raise a clear error.
+
+    The temporary engine is disposed of before returning.
+    """
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return str(connection.exec_driver_sql("SHOW server_version").scalar_one())
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def connection(con: Connectable = None) -> Iterator[Connection]:
+    """A connection on ``con``; only what is opened here is closed here.
+
+    A :class:`~sqlalchemy.engine.Connection` is handed back as it is (the
+    caller keeps it open); an engine lends one from its pool; a URL or
+    ``None`` gets a short-lived engine that is disposed of afterwards.
+
+    Examples
+    --------
+    >>> with fresh_database() as url, connection(url) as conn:
+    ...     conn.exec_driver_sql("SELECT 6 * 7").scalar_one()
+    42
+    """
+    if isinstance(con, Connection):
+        yield con
+    elif isinstance(con, Engine):
+        with con.connect() as lent:
+            yield lent
+    else:
+        engine = create_engine(con, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as own:
+                yield own
+        finally:
+            engine.dispose()
+
+
+@contextlib.contextmanager
+def transaction(con: Connectable = None) -> Iterator[Connection]:
+    """One all-or-nothing transaction on ``con``, committed when the block ends.
+
+    Inside a caller's transaction it is a savepoint instead, so a failure
+    undoes only this block and the caller's own work goes on; the caller
+    commits. Only what is opened here is closed here.
+
+    Examples
+    --------
+    >>> with fresh_database() as url:
+    ...     with transaction(url) as conn:
+    ...         _ = conn.exec_driver_sql("CREATE TABLE t (x int)")
+    ...     with connection(url) as conn:
+    ...         conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one()
+    0
+    """
+    if isinstance(con, Connection):
+        with con.begin_nested() if con.in_transaction() else con.begin():
+            yield con
+    else:
+        with connection(con) as own, own.begin():
+            yield own
+
+
+@contextlib.contextmanager
+def fresh_database(url: str | URL | None = None, *, prefix: str = "playlist_tools") -> Iterator[URL]:
+    """Create a new, empty, uniquely named database, and drop it afterwards.
+
+    Tests and notebooks use this so that each works on its own database and
+    leaves nothing behind. The new database lives on the same server as
+    ``url`` (see :func:`resolve_url`). Sessions still connected to it when
+    the block ends are disconnected (``DROP DATABASE ... WITH (FORCE)``).
+
+    Parameters
+    ----------
+    url : str, sqlalchemy.engine.URL or None
+        Any database on the server to use, normally the default one.
+    prefix : str
+        Start of the new database's name; a random suffix makes it unique.
+
+    Yields
+    ------
+    sqlalchemy.engine.URL
+        The URL of the new database.
+
+    Examples
+    --------
+    >>> with fresh_database() as scratch:
+    ...     ping(scratch).split(".")[0] >= "18"
+    True
+    """
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", prefix):
+        raise ValueError(f"prefix {prefix!r} must be a lower-case identifier of at most 31 characters")
+    server = resolve_url(url)
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield server.set(database=name)
+        finally:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()

@@ -1,0 +1,66 @@
+"""The Alembic commands, for notebooks: they return data instead of printing.
+
+One function per ``alembic`` verb, with the same names and parameters as
+:mod:`alembic.command`, ``config`` first. Pass ``None`` as ``config`` for
+the repo's migrations on ``$DATABASE_URL`` or the embedded server; pass
+:func:`config` (or a :class:`~playlist_tools.workspace.Workspace`'s
+``config``) to aim elsewhere. Listings come back as DataFrames with the
+columns ``rev, down_rev, message, is_current, is_head``, in history order
+(base first; parallel branches by revision id).
+
+``downgrade`` refuses to destroy data unless told it is fine: see
+:func:`data_loss` for how it counts what a downgrade would drop.
+
+Who closes what: every function that needs a database opens one
+connection and closes it before returning, unless ``config`` carries the
+caller's own (``config.attributes["connection"]``), which is left open.
+
+Everything is importable from here. The workings are private modules:
+``_config`` (``config`` and the one ``config=None`` resolver), ``_errors``
+(the one translator of Alembic's errors), ``_history`` (``current``,
+``history``, ``heads``), ``_runs`` (``upgrade``, ``downgrade``, ``sql``),
+``_revisions`` (``preview``, ``check``, ``revision``, ``merge``),
+``_listing`` (the DataFrames), ``_data_loss`` (what a downgrade destroys),
+``_lint`` (squawk) and ``_env`` (what ``alembic/env.py`` calls). One public submodule,
+:mod:`playlist_tools.migrations.locks`, holds the migration lock and
+``lock_timeout``.
+
+Examples
+--------
+>>> from playlist_tools import migrations
+>>> from playlist_tools.workspace import Workspace
+>>> with Workspace.open(upto="0002") as ws:
+...     migrations.upgrade(ws.config, "head")[["rev", "message"]]
+    rev                        message
+0  0001              Initial migration
+1  0002  Added description to Playlist
+"""
+
+from playlist_tools.migrations._config import REPO_ROOT, config
+from playlist_tools.migrations._data_loss import LOSS_COLUMNS, data_loss
+from playlist_tools.migrations._history import current, heads, history
+from playlist_tools.migrations._lint import LINT_COLUMNS, lint
+from playlist_tools.migrations._listing import COLUMNS, DIFF_COLUMNS
+from playlist_tools.migrations._revisions import check, merge, preview, revision
+from playlist_tools.migrations._runs import downgrade, sql, upgrade
+
+__all__ = [
+    "COLUMNS",
+    "DIFF_COLUMNS",
+    "LINT_COLUMNS",
+    "LOSS_COLUMNS",
+    "REPO_ROOT",
+    "check",
+    "config",
+    "current",
+    "data_loss",
+    "downgrade",
+    "heads",
+    "history",
+    "lint",
+    "merge",
+    "preview",
+    "revision",
+    "sql",
+    "upgrade",
+]

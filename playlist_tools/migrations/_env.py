@@ -1,0 +1,109 @@
+"""What ``alembic/env.py`` calls: our half of its contract, kept out of the template.
+
+``env.py`` stays close to Alembic's generic template; the parts that are
+ours live here, where they are typed, documented and tested:
+
+* :func:`connection`: the caller's connection or engine from
+  ``config.attributes["connection"]``, else one of our own (see
+  :func:`playlist_tools.migrations._config.connection`);
+* :func:`include_object`: autogenerate leaves tables the models don't know alone;
+* :func:`migrating`: the migration lock and ``lock_timeout`` around a run,
+  and one line for a migration the database refused;
+* :func:`offline_url` and :func:`lock_timeout_sql` for ``--sql`` output;
+* :func:`cli_errors`: every error leaves ``env.py`` as one line.
+
+Examples
+--------
+>>> from playlist_tools import migrations
+>>> lock_timeout_sql(migrations.config())
+"SET lock_timeout = '10s'"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import URL, Connection
+
+from playlist_tools import db
+from playlist_tools.errors import MigrationError, first_line
+from playlist_tools.migrations import _config, locks
+from playlist_tools.migrations._errors import cli_errors
+
+__all__ = ["cli_errors", "connection", "include_object", "lock_timeout_sql", "migrating", "offline_url"]
+
+MIGRATIONS_APPLICATION_NAME = f"{db.APPLICATION_NAME} migrations"
+"""``application_name`` of our migration connections, so ``pg_stat_activity`` tells them from notebooks."""
+
+_log = logging.getLogger("alembic.env")
+
+
+def connection(config: Config) -> contextlib.AbstractContextManager[Connection]:
+    """The connection migrations run on; only what is opened here is closed here."""
+    return _config.connection(config, application_name=MIGRATIONS_APPLICATION_NAME)
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Autogenerate's filter: leave alone tables that exist in the database but not in the models.
+
+    Analysts keep scratch tables in the same database; a migration must not drop them.
+    """
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
+def offline_url(config: Config) -> URL | None:
+    """The URL whose dialect ``--sql`` output is rendered for, if one is set; no server is started."""
+    url = config.attributes.get("url") or os.environ.get(db.DATABASE_URL_ENV, "").strip()
+    return db.parse_url(url, source=db.DATABASE_URL_ENV) if url else None
+
+
+def _timeout_ms(config: Config) -> int:
+    return locks.lock_timeout_ms(config.attributes.get("lock_timeout"))
+
+
+def lock_timeout_sql(config: Config) -> str:
+    """The ``SET lock_timeout`` that starts offline SQL, so whoever runs it by hand is protected too."""
+    return f"SET lock_timeout = '{locks.render_timeout(_timeout_ms(config))}'"
+
+
+@contextlib.contextmanager
+def migrating(config: Config, connection: Connection) -> Iterator[None]:
+    """Hold the migration lock, with ``lock_timeout`` set, while migrations run on ``connection``.
+
+    ``config.attributes["lock_timeout"]`` overrides ``$PLAYLIST_TOOLS_LOCK_TIMEOUT``
+    (see :func:`playlist_tools.migrations.locks.lock_timeout_ms`). A statement
+    the database refuses ends the run with one :class:`MigrationError` line.
+    """
+    try:
+        with locks.migration_lock(connection, _timeout_ms(config), log=_log.info):
+            yield
+    except sa.exc.DBAPIError as err:
+        raise _failed(connection, err) from err
+
+
+def _failed(connection: Connection, err: sa.exc.DBAPIError) -> MigrationError:
+    """One line for a migration the database refused: what it said, and where we are now.
+
+    The failing migration's own transaction is rolled back by then, so its
+    revision left nothing behind; earlier revisions of the same run stay.
+    """
+    reason = first_line(err.orig if err.orig is not None else err)
+    fix = "fix the migration (the log above names it) and run the command again"
+    if connection.in_transaction():
+        # The caller's own transaction: aborted now, and only its ROLLBACK undoes the run.
+        return MigrationError(
+            f"the migration failed: {reason}; roll back your transaction (nothing of this run is kept), then {fix}"
+        )
+    try:
+        heads = MigrationContext.configure(connection).get_current_heads()
+        where = f" (the database stays at {', '.join(heads) or 'base'})"
+        connection.rollback()  # reading autobegan a transaction; leave the connection as it was
+    except sa.exc.DBAPIError:
+        where = ""  # the session itself is gone (terminated, network)
+    return MigrationError(f"the migration failed and was rolled back{where}: {reason}; {fix}")
