@@ -1,6 +1,6 @@
 # playlist-tools: every target sets up .venv by itself on first use.
 #   make lab    JupyterLab on notebooks/, against the embedded PostgreSQL
-#   make test   the whole test suite (what .ci/run runs)
+#   make test   ruff, then the whole test suite (what .ci/run runs)
 #   make bench  the loading benchmarks; writes bench/results.md
 
 PYTHON ?= python3
@@ -29,6 +29,7 @@ lab: $(VENV)/.installed
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT)
 
 test: $(VENV)/.installed
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-bench
