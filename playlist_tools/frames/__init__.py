@@ -26,6 +26,13 @@ other ``numeric``              ``object`` holding :class:`decimal.Decimal`
 anything else                  ``string``: its PostgreSQL text (json, uuid, ...)
 =============================  ==============================================
 
+Dates and timestamps read from year 1 to 9999, the years of Python's
+``date`` and ``datetime``. Any other (``'infinity'``, ``'-infinity'``, BC,
+year 10000 on) fails the read with one error naming the column and the
+value, on every path and in :func:`to_parquet` too: pandas cannot show such
+a date, and NaT would be a NULL that was not there. Cast it in the query:
+``CASE WHEN isfinite(d) THEN d END`` (NULL for infinity) or ``d::text``.
+
 :func:`pandas_dtype` gives these dtypes for Arrow data from elsewhere
 (:func:`playlist_tools.sample.read_sample` uses it).
 
@@ -47,19 +54,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from playlist_tools import db
 from playlist_tools.errors import FrameError
 
-# The machinery, all private: _read (describe, ADBC/psycopg), _write (checks, COPY),
-# _types (the one type map, for both) and _driver (connections and quoting, for both).
-from playlist_tools.frames import _read, _write
+# The machinery, all private: _read (describe, ADBC/psycopg), _parquet (whole-file output), _write (checks,
+# COPY), _copy (values as COPY takes them), _types (the one type map), _driver (connections, quoting),
+# _sql (placeholders outside literals), _dates (the years pandas can hold).
+from playlist_tools.frames import _parquet, _read, _write
 from playlist_tools.frames._read import Query
+from playlist_tools.frames._sql import placeholders
 from playlist_tools.frames._types import pandas_dtype
+from playlist_tools.frames._write import advance_sequence
 
-__all__ = ["pandas_dtype", "read_frame", "to_parquet", "write_frame"]
+__all__ = ["FrameError", "advance_sequence", "pandas_dtype", "placeholders", "read_frame", "to_parquet", "write_frame"]
 
 
 def read_frame(
@@ -80,25 +89,34 @@ def read_frame(
         One query as SQL text (``SELECT``, ``WITH``, ``VALUES``, ``TABLE``;
         ``:name`` placeholders), a ``select(...)`` (ORM selects too), or a
         whole table: its exact name (``"songs"``, ``"public.songs"``; quoted
-        for you), its ``Table`` or its model (``Song``).
+        for you), its ``Table`` or its model (``Song``). In SQL text, a
+        ``:name`` inside quotes, dollar quotes or a comment is no placeholder
+        (``SELECT ':b'`` needs no params), and one trailing ``;``, as pasted
+        from psql, is dropped; a second statement is refused.
     con : sqlalchemy.Connection, sqlalchemy.Engine, str, URL or None
         Where to read; ``None`` is :func:`playlist_tools.db.resolve_url`
         (``$DATABASE_URL``, else the embedded server). With an Engine, a URL
-        or ``None`` we open our own connections (the fast path) and close
-        them before returning. A Connection is used as it is, inside its
-        transaction (its uncommitted rows are seen), and we neither commit
-        nor close it; rows then come through psycopg, several times slower.
+        or ``None`` the rows come through ADBC connections of ours (the fast
+        path), closed before returning. They see what the Engine's own
+        connections see: we borrow one of them and give ADBC its server,
+        user, password and session settings (``connect_args`` options,
+        ``SET`` by event listeners, ``SET ROLE``: ``search_path``, time
+        zone...); session state that is not a setting, such as temporary
+        tables, does not carry over. A Connection is used as it is, inside
+        its transaction (its uncommitted rows are seen), and we neither
+        commit nor close it; rows then come through psycopg, several times
+        slower. Both need psycopg 3 under SQLAlchemy (``postgresql://``).
     params : mapping, optional
         Values of the ``:name`` placeholders: always bound, never formatted
         into the SQL.
     chunksize : int, optional
-        Return an iterator of DataFrames of ``chunksize`` rows (the last one
-        shorter), for results larger than memory. Its connections close when
-        it is exhausted or closed.
+        Return an iterator of DataFrames of ``chunksize`` rows (1 or more;
+        the last one shorter), for results larger than memory. Its
+        connections close when it is exhausted or closed.
     parallel : int, optional
-        How many connections read a whole table at once (defaults to the
-        number of CPUs, at most 4). Only tables of 32 MB or more are split,
-        and never a query, ``chunksize`` or a caller's Connection.
+        How many connections (1 or more) read a whole table at once (defaults
+        to the number of CPUs, at most 4). Only tables of 32 MB or more are
+        split, and never a query, ``chunksize`` or a caller's Connection.
 
     Returns
     -------
@@ -107,7 +125,9 @@ def read_frame(
     Raises
     ------
     FrameError
-        When the table does not exist or the query fails; nothing is changed.
+        When the table does not exist, the query fails, a size is not a
+        whole number of at least 1, or a date or timestamp is outside years
+        1 to 9999 (see above); nothing is changed.
 
     Examples
     --------
@@ -134,11 +154,9 @@ def read_frame(
     ['Lamento']
     """
     if chunksize is not None:
-        if chunksize < 1:
-            raise FrameError(f"chunksize={chunksize} must be a positive number of rows")
-        chunks = _read.arrow_tables(query, con, params, chunksize, 1)
+        chunks = _read.arrow_tables(query, con, params, _read.whole_number("chunksize", chunksize, "rows"), 1)
         return (_read.to_pandas(table, columns) for table, columns in chunks)
-    parts = parallel or min(os.cpu_count() or 1, 4)
+    parts = min(os.cpu_count() or 1, 4) if parallel is None else _read.whole_number("parallel", parallel, "connections")
     [(table, columns)] = _read.arrow_tables(query, con, params, None, parts)
     return _read.to_pandas(table, columns)
 
@@ -154,10 +172,19 @@ def to_parquet(
     """Stream a query's result into a Parquet file, ``batch_rows`` rows at a time.
 
     ``query``, ``con`` and ``params`` are those of :func:`read_frame`, and so
-    are the Arrow types (an unconstrained ``numeric`` is stored as its text).
-    The file appears whole or not at all. Read it back with
-    ``pd.read_parquet(path, dtype_backend="pyarrow")`` to keep integers with
-    NULLs integers.
+    are the Arrow types (an unconstrained ``numeric`` is stored as its text)
+    and the refusals (a date outside years 1 to 9999). The file appears
+    whole or not at all: the rows go to a hidden ``.partial`` file of ours
+    next to it, renamed at the end; an existing file at ``path`` is
+    replaced. Read it back with ``pd.read_parquet(path, dtype_backend="pyarrow")``
+    to keep integers with NULLs integers.
+
+    Raises
+    ------
+    FrameError
+        Before anything is read, when ``batch_rows`` is not a whole number
+        of at least 1, ``path`` is a folder or its folder does not exist;
+        afterwards, when the read or the disk fails (nothing is left behind).
 
     Returns
     -------
@@ -176,20 +203,7 @@ def to_parquet(
     31250125000
     >>> path.unlink(); path.parent.rmdir()
     """
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    rows = 0
-    try:
-        writer = None
-        for table, _ in _read.arrow_tables(query, con, params, batch_rows, 1):
-            writer = writer or pq.ParquetWriter(partial, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-        writer.close()  # type: ignore[union-attr]
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return rows
+    return _parquet.write(query, Path(path), con, params, batch_rows)
 
 
 def write_frame(
@@ -204,11 +218,19 @@ def write_frame(
     Before anything is sent, the frame is checked against the live table,
     and every problem is named in one :class:`FrameError`: an unknown table,
     missing required columns, extra columns, wrong dtypes, values that do
-    not fit (an int64 beyond ``integer``, text longer than ``varchar(n)``,
-    too many digits for ``numeric(p, s)``), NULLs in ``NOT NULL`` columns.
-    Integral floats go into integer columns; empty strings stay empty
-    strings, not NULL; ``NaN`` in a float64 column is NULL, as pandas means
-    it; floats into ``numeric`` round to its scale, as PostgreSQL does.
+    not fit (an int64 beyond ``integer``, a float beyond ``real``, text
+    longer than ``varchar(n)``, too many digits for ``numeric(p, s)``),
+    NULLs in ``NOT NULL`` columns. Integral floats go into integer columns;
+    empty strings stay empty strings, not NULL; ``NaN`` in a float column is
+    NULL, as pandas means it, and ``inf`` is ``Infinity``; floats into
+    ``numeric`` become what PostgreSQL's ``value::float8::numeric(p, s)``
+    gives (``0.125`` -> ``0.13``); ``Decimal('NaN')`` is ``NaN``. What
+    :func:`read_frame` returns writes back, and Python values of those types
+    go in too: bytes into ``bytea``, timedeltas into ``interval``,
+    ``uuid.UUID``, dicts and lists into ``json``/``jsonb``, lists into
+    arrays, categories into enums; a domain takes its base type's values.
+    Explicit values in a serial or identity column move its sequence past
+    the largest one written, never backwards.
 
     Parameters
     ----------
@@ -225,6 +247,11 @@ def write_frame(
     if_exists : {"append", "fail", "replace"}
         When the table already has rows: add to them, refuse, or first
         delete them in the same transaction (foreign keys apply).
+        ``"fail"`` and ``"replace"`` first lock the table (``SHARE ROW
+        EXCLUSIVE``), so concurrent writers take turns: after ``"replace"``
+        the table holds exactly one writer's frame, and with ``"fail"``
+        exactly one writer succeeds. Readers are not blocked; ``"append"``
+        writers run side by side.
 
     Returns
     -------

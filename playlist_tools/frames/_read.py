@@ -6,13 +6,16 @@ Private to :mod:`playlist_tools.frames`, whose
 come from its ``_types`` map. The result's columns are described first
 (psycopg, ``LIMIT 0``), then the rows travel through ADBC's binary
 ``COPY`` (a big table as several ``ctid`` ranges on one snapshot), or
-through psycopg inside a caller's ``Connection``.
+through psycopg inside a caller's ``Connection``. Each batch is checked as
+it arrives (dates and timestamps within years 1 to 9999, the same integers
+on both paths) before it becomes the result's types.
 """
 
 from __future__ import annotations
 
 import decimal
 import itertools
+import numbers
 import re
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +32,9 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from playlist_tools import db
 from playlist_tools.errors import FrameError, first_line
+from playlist_tools.frames._dates import check_years, wire_cursor
 from playlist_tools.frames._driver import IDENTIFIER, PYFORMAT, psycopg_connection, quote, table_name
+from playlist_tools.frames._sql import sql_text
 from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal, pandas_dtype
 
 Query = str | sa.Select | sa.TextClause | sa.Table | type
@@ -39,6 +44,19 @@ _DOLLAR = pg_dialect.dialect(paramstyle="numeric_dollar")  # ADBC's
 _PARALLEL_MIN_PAGES = 4096  # 32 MB: below that, extra connections cost more than they save
 _BIGINT_DIGITS = 18  # every integer of 18 digits fits an int8
 _PSYCOPG_BATCH_ROWS = 100_000  # rows built into one Arrow batch on the psycopg path, so memory stays bounded
+_MESSAGE_CHARS = 120  # of a server's message, which may quote a parameter's whole value
+
+
+
+def whole_number(name: str, value: object, unit: str) -> int:
+    """``value`` as a count of ``unit``, 1 or more; anything else is a one-line error naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise FrameError(f"{name}={value!r:.80} must be a whole number of {unit}, 1 or more; e.g. {name}=10_000")
+    return int(value)
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS - 3] + "..."
 
 
 # -- what a query returns -----------------------------------------------------------
@@ -78,9 +96,11 @@ class _Source:
             isinstance(query, str) and IDENTIFIER.fullmatch(query.strip())
         ):
             return cls(None, table_name(query.strip() if isinstance(query, str) else query))  # type: ignore[arg-type]
-        statement = sa.text(query) if isinstance(query, str) else query
+        if params is not None and not isinstance(params, Mapping):
+            raise FrameError(f"params={params!r:.80} must map placeholder names to values, e.g. params={{'g': 'Jazz'}}")
+        statement = sa.text(sql_text(query)) if isinstance(query, str) else query
         if not isinstance(statement, (sa.TextClause, sa.Select)):
-            raise FrameError(f"cannot read {query!r}; pass SQL text, a select(), a table name or a model")
+            raise FrameError(f"cannot read {query!r:.80}; pass SQL text, a select(), a table name or a model")
         if isinstance(statement, sa.TextClause):
             # text() would quietly send NULL for a placeholder without a value.
             missing = [name for name in statement.compile().binds if name not in (params or {})]
@@ -96,7 +116,11 @@ class _Source:
         compiled = self.statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         params = compiled.params
         # The newlines keep a trailing "--" comment of the query from eating our closing parenthesis.
-        args = dict(params) if dialect is PYFORMAT else [params[k] for k in compiled.positiontup or ()]
+        if dialect is PYFORMAT:
+            return f"(\n{compiled}\n)", dict(params)
+        # An int beyond int8 goes as numeric, as psycopg sends it; ADBC would raise OverflowError.
+        args = [decimal.Decimal(v) if isinstance(v, int) and not -(2**63) <= v < 2**63 else v
+                for v in (params[k] for k in compiled.positiontup or ())]
         return f"(\n{compiled}\n)", args
 
 
@@ -125,7 +149,7 @@ def _describe(conn: psycopg.Connection, source: _Source) -> tuple[list[_Column],
         what = f"table {source.table}" if source.table else f"query {str(source.statement)[:80]!r}"
         hint = "; write CAST(:name AS type), not :name::type" if re.search(r":\w+::", str(source.statement)) else ""
         raise FrameError(
-            f"cannot read {what}: {first_line(err)}{hint}; pass an existing table or model, "
+            f"cannot read {what}: {_short(first_line(err))}{hint}; pass an existing table or model, "
             "or one SELECT query with :name placeholders and params="
         ) from err
     return [_column(i, d.name, d.type_code, d.precision, d.scale) for i, d in enumerate(description)], pages
@@ -173,7 +197,7 @@ def _psycopg(
     conn: psycopg.Connection, sql: str, params: dict[str, Any], columns: list[_Column], rows: int
 ) -> Iterator[pa.RecordBatch]:
     schema = _schema(columns, "wire")
-    with conn.transaction(), conn.cursor(binary=True) as cursor:
+    with conn.transaction(), wire_cursor(conn) as cursor:
         stream = cursor.stream(sql, params, size=min(rows, 10_000))
         try:
             while chunk := list(itertools.islice(stream, rows)):
@@ -194,6 +218,8 @@ def _finish(batch: pa.RecordBatch, columns: list[_Column]) -> pa.RecordBatch:
     for array, spec in zip(batch.columns, columns, strict=True):
         if pa.types.is_integer(spec.wire) and pa.types.is_decimal(spec.final):
             array = pc.cast(array, pa.decimal128(38, 0)).view(spec.final)
+        elif pa.types.is_timestamp(spec.wire) or pa.types.is_date(spec.wire):
+            check_years(array, spec.name)
         arrays.append(array.cast(spec.final))
     return pa.RecordBatch.from_arrays(arrays, schema=_schema(columns))
 
@@ -242,8 +268,8 @@ def arrow_tables(
                 for table in _tables_of(batches, _schema(columns), rows):
                     yield table, columns
         # pyarrow reports ADBC's errors in the middle of a stream as OSError.
-        except (psycopg.Error, adbc_driver_manager.Error, OSError) as err:
-            raise FrameError(f"reading the result failed: {first_line(err)}; nothing was changed") from err
+        except (psycopg.Error, adbc_driver_manager.Error, OSError, pa.ArrowException) as err:
+            raise FrameError(f"reading the result failed: {_short(first_line(err))}; nothing was changed") from err
 
 
 def to_pandas(table: pa.Table, columns: list[_Column]) -> pd.DataFrame:

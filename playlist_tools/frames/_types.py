@@ -19,7 +19,7 @@ How the map is organised:
 * ``numeric`` is not in that table: its Arrow type depends on its
   ``(precision, scale)``. :func:`exact_decimal` is the one rule for it, fed
   by psycopg's description when reading and by the column's
-  ``atttypmod`` when writing.
+  ``atttypmod`` (:func:`numeric_precision_scale`) when writing.
 * Every other type travels as its PostgreSQL text.
 * :func:`pandas_dtype` maps the Arrow types of a result to pandas dtypes.
 
@@ -107,7 +107,14 @@ def exact_decimal(precision: int | None, scale: int | None) -> pa.Decimal128Type
     return pa.decimal128(precision, scale)
 
 
-def _numeric_precision_scale(typmod: int) -> tuple[int | None, int | None]:
+def numeric_precision_scale(typmod: int) -> tuple[int | None, int | None]:
+    """``(precision, scale)`` of a ``numeric`` column's ``atttypmod``; ``(None, None)`` when unconstrained.
+
+    Examples
+    --------
+    >>> numeric_precision_scale((10 << 16 | 2) + 4), numeric_precision_scale(-1)
+    ((10, 2), (None, None))
+    """
     # PostgreSQL stores (precision << 16 | scale as 11-bit two's complement) + 4; -1 means unconstrained.
     if typmod < 4:
         return None, None
@@ -131,7 +138,7 @@ def arrow_for_copy(typname: str, typmod: int) -> pa.DataType:
         ``string`` for every type PostgreSQL is given as text.
     """
     if typname == "numeric":
-        return exact_decimal(*_numeric_precision_scale(typmod)) or pa.string()
+        return exact_decimal(*numeric_precision_scale(typmod)) or pa.string()
     fixed = _FIXED.get(typname)
     return pa.string() if fixed is None or fixed.copied_as_text else fixed.arrow
 

@@ -1,0 +1,81 @@
+"""SQL text as frames send it: ``:name`` placeholders only outside quotes and comments.
+
+Private to :mod:`playlist_tools.frames`, whose :func:`~playlist_tools.frames.placeholders`
+is the public face (the ``%sql`` magic binds notebook variables with it).
+
+Examples
+--------
+>>> print(sql_text("SELECT ':b' AS x, :b AS y; -- pasted from psql"))
+SELECT '\\:b' AS x, :b AS y -- pasted from psql
+>>> placeholders("SELECT * FROM songs WHERE genre = :genre AND title <> ':title' -- :not_me")
+['genre']
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+# What may hold a colon that is no placeholder: comments, strings, quoted names, dollar quotes. Words are
+# matched whole so that the E of a word is not taken for the start of an E'...' string.
+_TOKEN = re.compile(r"""
+    (?P<line>--[^\n]*)
+  | (?P<block>/\*)
+  | (?P<escaped>[eE]'(?:[^'\\]|\\.|'')*'?)
+  | (?P<string>'(?:[^']|'')*'?)
+  | (?P<name>"(?:[^"]|"")*"?)
+  | (?P<dollar>\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)
+  | (?P<word>[\w$]+)
+""", re.VERBOSE | re.DOTALL)
+
+
+def _block_end(sql: str, start: int) -> int:
+    depth, i = 0, start
+    while i < len(sql):  # PostgreSQL's block comments nest
+        step = sql[i:i + 2]
+        depth += (step == "/*") - (step == "*/")
+        i += 2 if step in ("/*", "*/") else 1
+        if depth == 0:
+            return i
+    return len(sql)
+
+
+def sql_text(sql: str) -> str:
+    """SQL text for :func:`sqlalchemy.text`: ``:name`` only outside quotes and comments, no trailing ``;``.
+
+    A colon inside a string, a quoted name, a dollar-quoted body or a
+    comment is escaped (``\\:``, which ``text()`` turns back into ``:``),
+    so ``SELECT ':b'`` asks for no parameter. One ``;`` after the last
+    statement, as pasted from psql, is dropped.
+    """
+    pieces: list[str] = []
+    semicolon = None  # index in pieces of a ';' with nothing but white space and comments after it
+    pos = 0
+    while pos < len(sql):
+        match = _TOKEN.match(sql, pos)
+        kind = match.lastgroup if match else None
+        if match is None:
+            end = pos + 1
+        elif kind == "block":
+            end = _block_end(sql, pos)
+        elif kind == "dollar":
+            close = sql.find(match.group(), match.end())
+            end = len(sql) if close < 0 else close + len(match.group())
+        else:
+            end = match.end()
+        piece = sql[pos:end]
+        if kind is None and piece == ";":
+            semicolon = len(pieces)
+        elif kind not in ("line", "block") and not piece.isspace():
+            semicolon = None
+        pieces.append(piece if kind in (None, "word") else piece.replace(":", "\\:"))
+        pos = end
+    if semicolon is not None:
+        pieces[semicolon] = ""
+    return "".join(pieces).rstrip()
+
+
+def placeholders(sql: str) -> list[str]:
+    """The ``:name`` placeholders of SQL text, in order of first use; none inside literals or comments."""
+    return list(dict.fromkeys(sa.text(sql_text(sql)).compile().binds))
