@@ -254,6 +254,7 @@ def test_db_start_with_a_broken_data_dir_says_how_to_recover(tmp_path: Path) -> 
     data_dir = tmp_path / "pgdata"
     data_dir.mkdir()
     (data_dir / "PG_VERSION").write_text("18\n")  # looks initialised, holds nothing
+    (data_dir / ".playlist-tools-pgdata").write_text("")  # and made by us: broken, not foreign
     env = {"PLAYLIST_TOOLS_PGDATA": str(data_dir), "DATABASE_URL": ""}
     result = run_cli("playlist-tools", "db", "start", env=env)
     assert result.returncode == 1

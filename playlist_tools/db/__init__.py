@@ -32,7 +32,7 @@ from playlist_tools.db._engine import (
     transaction,
     unavailable,
 )
-from playlist_tools.db._url import DATABASE_URL_ENV, mask_url, parse_url, resolve_url
+from playlist_tools.db._url import DATABASE_URL_ENV, SECRET_KEYS, mask_url, parse_url, resolve_url
 from playlist_tools.db.embedded import (
     PGDATA_ENV,
     EmbeddedStatus,
@@ -48,6 +48,7 @@ __all__ = [
     "APPLICATION_NAME",
     "DATABASE_URL_ENV",
     "PGDATA_ENV",
+    "SECRET_KEYS",
     "Connectable",
     "EmbeddedStatus",
     "connection",

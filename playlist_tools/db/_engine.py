@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from playlist_tools.db._url import DATABASE_URL_ENV, mask_url, resolve_url
+from playlist_tools.db._url import DATABASE_URL_ENV, mask_url, resolve_url, secret_values
 from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError, first_line
 
 APPLICATION_NAME = "playlist-tools"
@@ -30,7 +30,11 @@ def unavailable(url: str | URL, err: BaseException) -> DatabaseUnavailableError:
     """The one message for a server that does not answer: where, why, and what to check.
 
     Every path that connects (engines, frames' own driver connections,
-    alembic's env.py) raises this, ``from err``.
+    alembic's env.py) raises this, ``from err``. The URL is masked with
+    :func:`mask_url`, and any secret of the URL that the driver's reason
+    repeats is replaced by ``***`` too. The hint to unset ``DATABASE_URL``
+    appears only when it is set (to something other than blanks, which
+    :func:`resolve_url` ignores).
 
     Examples
     --------
@@ -38,10 +42,14 @@ def unavailable(url: str | URL, err: BaseException) -> DatabaseUnavailableError:
     cannot connect to postgresql://ann:***@db.example.org/music: Connection refused;
     check that the server is running and the URL is right...
     """
-    hint = f", or unset {DATABASE_URL_ENV} to use the embedded server" if os.environ.get(DATABASE_URL_ENV) else ""
+    said = str(err)
+    for secret in secret_values(url):  # before cutting to one line: a password may hold a newline
+        said = said.replace(secret, "***")
+    reason = first_line(err) if said == str(err) else said.strip().splitlines()[0]
+    in_use = os.environ.get(DATABASE_URL_ENV, "").strip()
+    hint = f", or unset {DATABASE_URL_ENV} to use the embedded server" if in_use else ""
     return DatabaseUnavailableError(
-        f"cannot connect to {mask_url(url)}: {first_line(err)}; "
-        f"check that the server is running and the URL is right{hint}"
+        f"cannot connect to {mask_url(url)}: {reason}; check that the server is running and the URL is right{hint}"
     )
 
 

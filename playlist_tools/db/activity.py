@@ -20,12 +20,13 @@ Examples
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["SessionInfo", "advisory_holder", "lock_holders", "blocking_sessions", "waits"]
+__all__ = ["SessionInfo", "advisory_holder", "lock_holders", "release_hint", "blocking_sessions", "waits"]
 
 _PASSWORD_LITERAL = re.compile(r"(?i)(password\s+)(?:E?'(?:[^']|'')*'|\$\w*\$.*?\$\w*\$)")
 
@@ -99,30 +100,49 @@ def advisory_holder(connection: Connection, key: int) -> SessionInfo | None:
     return found[0] if found else None
 
 
-def lock_holders(connection: Connection, relations: list[str] | None = None) -> list[SessionInfo]:
-    """Other sessions holding locks on tables of this database, oldest transaction first.
+def lock_holders(
+    connection: Connection, relations: Sequence[str] | None = None, *, exclude: Sequence[int] = ()
+) -> list[SessionInfo]:
+    """Other sessions holding locks on tables of this database, in any state, oldest transaction first.
+
+    A session idle in a transaction (a notebook after a ``SELECT``) and one
+    busy with a long query (a dashboard) block a migration alike, so both
+    are listed; :meth:`SessionInfo.describe` says which it is.
 
     Parameters
     ----------
     connection : sqlalchemy.engine.Connection
     relations : list of str, optional
-        Only locks on tables (or their indexes and sequences) with these
-        names. By default every session that holds a table lock and is idle
-        in a transaction: the usual suspects.
+        Only locks that matter to a statement naming these: a lock on a
+        table of that name or on any of its indexes, or on the table of an
+        index of that name (``DROP INDEX`` locks its table). By default
+        every table lock.
+    exclude : list of int, optional
+        pids to leave out, e.g. the blocked session itself, whose aborted
+        transaction still holds its earlier locks.
+
+    Examples
+    --------
+    >>> from playlist_tools import db
+    >>> with db.fresh_database() as url, db.connection(url) as connection:
+    ...     lock_holders(connection), lock_holders(connection, ["songs"], exclude=[1])
+    ([], [])
     """
-    # An index lock counts as a lock on its table: name the table.
-    on_relation = "coalesce(owner.relname, c.relname) = ANY(:names)" if relations else "true"
-    suspect = "true" if relations else "a.state LIKE 'idle in transaction%'"
+    # The locked relation's table (an index counts as its table) must be the
+    # table of a named relation (a named index counts as its table).
+    on_relation = """EXISTS (
+                SELECT 1 FROM pg_class named LEFT JOIN pg_index ni ON ni.indexrelid = named.oid
+                WHERE named.relname = ANY(CAST(:names AS text[]))
+                  AND coalesce(ni.indrelid, named.oid) = coalesce(i.indrelid, c.oid))""" if relations else "true"
     return _sessions(
         connection,
         f"""
         SELECT {_SESSION_COLUMNS}
         FROM pg_stat_activity a
-        WHERE a.pid <> pg_backend_pid() AND {suspect} AND a.pid IN (
+        WHERE a.pid <> pg_backend_pid() AND a.pid <> ALL(CAST(:exclude AS integer[])) AND a.pid IN (
             SELECT l.pid FROM pg_locks l
             JOIN pg_class c ON c.oid = l.relation
             LEFT JOIN pg_index i ON i.indexrelid = c.oid
-            LEFT JOIN pg_class owner ON owner.oid = i.indrelid
             WHERE l.granted AND l.locktype = 'relation'
               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
               AND c.relnamespace <> 'pg_catalog'::regnamespace
@@ -130,7 +150,36 @@ def lock_holders(connection: Connection, relations: list[str] | None = None) -> 
         ORDER BY a.xact_start NULLS LAST, a.pid
         """,
         names=list(relations or []),
+        exclude=[int(pid) for pid in exclude],
     )
+
+
+def release_hint(sessions: Sequence[SessionInfo]) -> str:
+    """How to release the locks ``sessions`` hold: what to do about busy ones, then about idle ones.
+
+    The lock-timeout message and ``playlist-tools db locks`` both end with this.
+
+    Examples
+    --------
+    >>> print(release_hint([SessionInfo(7, "dash", "active", 40.0, "SELECT ..."),
+    ...                     SessionInfo(9, "nb", "idle in transaction", 3.0, "SELECT 1")]))
+    let the running query of pid 7 finish and its transaction end,
+    or end the session with SELECT pg_terminate_backend(pid) for pid 7;
+    commit or roll back in that session (a notebook's open connection or session: run .commit() or .rollback()
+    there), or end it with SELECT pg_terminate_backend(pid) for pid 9
+    """
+    busy = ", ".join(str(s.pid) for s in sessions if s.state == "active")
+    idle = ", ".join(str(s.pid) for s in sessions if s.state != "active")
+    hints = [
+        f"let the running query of pid {busy} finish and its transaction end, "
+        f"or end the session with SELECT pg_terminate_backend(pid) for pid {busy}"
+    ] if busy else []
+    if idle:
+        hints.append(
+            "commit or roll back in that session (a notebook's open connection or session: "
+            f"run .commit() or .rollback() there), or end it with SELECT pg_terminate_backend(pid) for pid {idle}"
+        )
+    return "; ".join(hints)
 
 
 def blocking_sessions(connection: Connection, pid: int) -> list[SessionInfo]:
