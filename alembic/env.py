@@ -15,7 +15,8 @@ notebooks can all drive the same migrations:
   and concurrent runs are serialised by an advisory lock
   (``playlist_tools.migrations.locks``);
 * autogenerate never proposes dropping a table the models don't know;
-* every error leaves as one line (``FAILED: ...`` on the CLI).
+* every error leaves as one line (``FAILED: ...`` on the CLI); an empty
+  revision typed on the command line is refused before anything connects.
 
 Our half of this lives in ``playlist_tools.migrations._env``.
 """
@@ -68,7 +69,7 @@ def run_migrations_online() -> None:
             context.run_migrations()
 
 
-with _env.cli_errors(context.script):
+with _env.cli_errors(context.script, config):
     if context.is_offline_mode():
         run_migrations_offline()
     else:

@@ -44,6 +44,8 @@ def _db_status(args: argparse.Namespace) -> int:
     print(f"database: embedded PostgreSQL in {status.data_dir}")
     if status.running:
         print(f"server: running, pid {status.pid}, {status.url}")
+    elif status.problem:
+        print(f"server: not running: {status.problem}")
     elif status.initialised:
         print("server: stopped (starts by itself on first use, or `playlist-tools db start`)")
     else:
@@ -53,7 +55,7 @@ def _db_status(args: argparse.Namespace) -> int:
 
 def _db_url(args: argparse.Namespace) -> int:
     url = db.resolve_url()
-    print(url.render_as_string(hide_password=not args.show_password))
+    print(url.render_as_string(hide_password=False) if args.show_password else db.mask_url(url))
     return 0
 
 
@@ -62,7 +64,7 @@ def _db_start(args: argparse.Namespace) -> int:
         print(f"{db.DATABASE_URL_ENV} is set; nothing to start. Unset it to use the embedded server.")
         return 0
     url = db.start_embedded()
-    print(f"running: {url.render_as_string(hide_password=True)}")
+    print(f"running: {db.mask_url(url)}")
     return 0
 
 
@@ -113,31 +115,36 @@ def psql_command(url: URL, extra: Sequence[str] = ()) -> tuple[list[str], dict[s
     env = dict(os.environ)
     if url.password is not None:
         env["PGPASSWORD"] = str(url.password)
+    # libpq reads a query password too: it goes in the environment, never on the command line.
+    query = {key: value for key, value in url.query.items() if key not in db.SECRET_KEYS}
     no_password = URL.create(
-        "postgresql", username=url.username, host=url.host, port=url.port, database=url.database, query=url.query
+        "postgresql", username=url.username, host=url.host, port=url.port, database=url.database, query=query
     )
     return [no_password.render_as_string(hide_password=False), *extra], env
 
 
 def _db_locks(args: argparse.Namespace) -> int:
+    """Waiters and whom they wait for, then every session holding a table lock, busy or idle.
+
+    The holders are the sessions a migration's lock-timeout message would
+    name, described the same way (:meth:`SessionInfo.describe`), with the
+    same advice (:func:`activity.release_hint`).
+    """
     from playlist_tools.db import activity
 
     with db.connection() as connection:
         waiting = activity.waits(connection)
-        idle = activity.lock_holders(connection)
+        holders = activity.lock_holders(connection)
     for waiter, blockers in waiting:
         waited_for = "; ".join(b.describe() for b in blockers) or "a session that just left"
         print(f"{waiter.describe()} waits for {waited_for}")
-    for holder in idle:
-        print(f"{holder.describe()} holds table locks while idle in a transaction")
-    culprits = sorted({b.pid for _, blockers in waiting for b in blockers} | {h.pid for h in idle})
+    for holder in holders:
+        print(f"{holder.describe()} holds table locks")
+    culprits = {s.pid: s for s in [*(b for _, blockers in waiting for b in blockers), *holders]}
     if not culprits:
         print("no session waits for a lock, and none holds one while idle in a transaction")
         return 0
-    print(
-        "to release: commit or roll back in that session (a notebook: .commit() or .rollback()), "
-        f"or run SELECT pg_terminate_backend(pid) for pid {', '.join(map(str, culprits))}"
-    )
+    print(f"to release: {activity.release_hint([culprits[pid] for pid in sorted(culprits)])}")
     return 0
 
 

@@ -25,12 +25,16 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import numbers
+from collections.abc import Iterator
+
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
-from playlist_tools.errors import QueryError
+from playlist_tools.errors import QueryError, SchemaError, first_line
 from playlist_tools.frames import read_frame
 
 __all__ = ["QueryError", "playlist_songs", "song_playlists", "playlist_summary"]
@@ -79,6 +83,60 @@ _SUMMARY = sa.text("""
 """)
 
 
+_INT4 = 2**31  # playlist_id and song_id are PostgreSQL integers
+_MISSING_SCHEMA = {"42P01", "42703"}  # undefined table, undefined column
+
+
+def _as_id(value: object, what: str, example: str, wanted: str = "an integer id") -> int:
+    """``value`` as an integer id; a bool (an int to Python), a float or None is refused, not converted.
+
+    Examples
+    --------
+    >>> _as_id(True, "song_id", "song_id=1")
+    Traceback (most recent call last):
+    ...
+    playlist_tools.errors.QueryError: song_id True is a bool, not an integer id; pass e.g. song_id=1
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise QueryError(f"{what} {value!r:.80} is a {type(value).__name__}, not {wanted}; pass e.g. {example}")
+    number = int(value)
+    if not -_INT4 <= number < _INT4:
+        raise QueryError(f"{what} {number} is beyond PostgreSQL's integer range, so nothing has it; e.g. {example}")
+    return number
+
+
+def _as_playlist(value: object) -> int | str:
+    """A playlist reference as given: a title stays a title, anything else must be an integer id."""
+    if isinstance(value, str):
+        return value
+    return _as_id(value, "playlist", "17 or 'Grunge'", "an integer id or a title")
+
+
+def _as_con(con: object) -> db.Connectable:
+    """``con`` itself, when it is something :func:`playlist_tools.db.connection` takes."""
+    if con is not None and not isinstance(con, (str, URL, Engine, Connection)):
+        raise QueryError(
+            f"con={con!r:.80} is a {type(con).__name__}, not a database; "
+            "pass a URL, an Engine, a Connection or None (the default database)"
+        )
+    return con
+
+
+@contextlib.contextmanager
+def _schema_errors() -> Iterator[None]:
+    """A database without the playlist tables (or with old ones) says so in one line, without our SQL."""
+    try:
+        yield
+    except sa.exc.ProgrammingError as err:
+        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+        if code not in _MISSING_SCHEMA:
+            raise
+        raise SchemaError(
+            f"{first_line(err.orig):.120}: this database has no playlist schema, or an old one; "
+            "create or upgrade it first: alembic upgrade head"
+        ) from err
+
+
 def _playlist_id(connection: Connection, playlist: int | str) -> int:
     """The id of a playlist given by id or by (unique) title."""
     if isinstance(playlist, str):
@@ -88,10 +146,11 @@ def _playlist_id(connection: Connection, playlist: int | str) -> int:
         ).scalars().all()
         if len(ids) > 1:
             raise QueryError(
-                f"{len(ids)} playlists are titled {playlist!r} (ids {', '.join(map(str, ids))}); pass the id instead"
+                f"{len(ids)} playlists are titled {playlist!r:.80} (ids {', '.join(map(str, ids[:10]))}); "
+                "pass the id instead"
             )
         if not ids:
-            raise QueryError(f"no playlist is titled {playlist!r}; playlist_summary() lists them all")
+            raise QueryError(f"no playlist is titled {playlist!r:.80}; playlist_summary() lists them all")
         return int(ids[0])
     found = connection.execute(
         sa.text("SELECT playlist_id FROM playlists WHERE playlist_id = :playlist_id"), {"playlist_id": playlist}
@@ -121,9 +180,21 @@ def playlist_songs(playlist: int | str, con: db.Connectable = None) -> pd.DataFr
     Raises
     ------
     QueryError
-        When no playlist has that id or title, or several have that title.
+        When no playlist has that id or title, or several have that title;
+        when ``playlist`` is neither an int nor a str (a bool, a float) or
+        ``con`` is not a database.
+    SchemaError
+        When the database has no playlist tables (``alembic upgrade head``).
+
+    Examples
+    --------
+    >>> playlist_songs(True)
+    Traceback (most recent call last):
+    ...
+    playlist_tools.errors.QueryError: playlist True is a bool, not an integer id or a title; pass e.g. 17 or 'Grunge'
     """
-    with db.connection(con) as connection:
+    playlist, con = _as_playlist(playlist), _as_con(con)
+    with db.connection(con) as connection, _schema_errors():
         playlist_id = _playlist_id(connection, playlist)
         return read_frame(_PLAYLIST_SONGS, connection, {"playlist_id": playlist_id})
 
@@ -147,9 +218,13 @@ def song_playlists(song_id: int, con: db.Connectable = None) -> pd.DataFrame:
     Raises
     ------
     QueryError
-        When there is no song with that id.
+        When there is no song with that id, ``song_id`` is not an int (a
+        bool, a float, a str), or ``con`` is not a database.
+    SchemaError
+        When the database has no playlist tables (``alembic upgrade head``).
     """
-    with db.connection(con) as connection:
+    song_id, con = _as_id(song_id, "song_id", "song_id=1"), _as_con(con)
+    with db.connection(con) as connection, _schema_errors():
         exists = connection.execute(
             sa.text("SELECT 1 FROM songs WHERE song_id = :song_id"), {"song_id": song_id}
         ).scalar()
@@ -167,6 +242,12 @@ def playlist_summary(con: db.Connectable = None, *, playlist: int | str | None =
         The database.
     playlist : int or str, optional
         Only this playlist (by id, or by a title no other playlist has).
+
+    Raises
+    ------
+    QueryError, SchemaError
+        As :func:`playlist_songs`; ``playlist_summary("Grunge")`` names a
+        database, not a playlist: write ``playlist="Grunge"``.
 
     Returns
     -------
@@ -192,7 +273,8 @@ def playlist_summary(con: db.Connectable = None, *, playlist: int | str | None =
     5   Audiobooks      0 0 days 00:00:00      <NA>
     15      Grunge     15 0 days 01:08:42      Rock
     """
-    with db.connection(con) as connection:
+    playlist, con = (None if playlist is None else _as_playlist(playlist)), _as_con(con)
+    with db.connection(con) as connection, _schema_errors():
         playlist_id = None if playlist is None else _playlist_id(connection, playlist)
         frame = read_frame(_SUMMARY, connection, {"playlist_id": playlist_id})
     duration = pd.to_timedelta(frame["duration_ms"], unit="ms").dt.round("s").astype("timedelta64[s]")

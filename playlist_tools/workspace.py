@@ -16,6 +16,17 @@ deletes the directory. Notebooks call it in their last cell; a
 ``weakref.finalize`` does it anyway when the workspace is garbage
 collected or the kernel exits. Tests use ``with``.
 
+A kernel that is killed (``SIGKILL``, a crash, "Restart kernel" on a hung
+one) runs no finalizer, so every workspace records its owner: host name,
+pid and the process's start time (a later process that reuses the pid
+starts later), in :data:`OWNER_FILE` inside its folder and in the
+database's ``COMMENT``. :meth:`Workspace.open` first calls :func:`sweep`,
+which drops every ``pt_workspace_*`` database we own and deletes every
+``playlist-tools-workspace-*`` folder in the temp directory whose recorded
+owner was a process of *this* host that no longer runs. A workspace whose
+owner is alive, runs on another host, or recorded no owner (made by an
+older version, or by someone else) is left alone.
+
 Examples
 --------
 >>> from playlist_tools import migrations
@@ -30,6 +41,8 @@ Workspace(upto='0001', closed)
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import shutil
 import tempfile
 import weakref
@@ -43,8 +56,28 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import db, migrations
+from playlist_tools._orphans import DATABASE_PREFIX, FOLDER_PREFIX, OWNER_FILE, admin, record_owner, sweep, this_process
 
-__all__ = ["Workspace"]
+__all__ = ["OWNER_FILE", "Workspace", "current_workspace", "sweep"]
+
+_opened = itertools.count()  # which workspace is the newest: %sql and %alembic use it
+_open: weakref.WeakSet[Workspace] = weakref.WeakSet()
+
+
+def current_workspace() -> Workspace | None:
+    """The workspace opened last and not closed yet, or ``None``: where ``%sql`` and ``%alembic`` go.
+
+    Examples
+    --------
+    >>> with Workspace.open(upto="base") as ws:
+    ...     current_workspace() is ws
+    True
+    >>> current_workspace() is ws
+    False
+    """
+    alive = [ws for ws in list(_open) if not ws.closed]
+    return max(alive, key=lambda ws: ws._serial, default=None)
+
 
 
 class Workspace:
@@ -79,6 +112,11 @@ class Workspace:
     ------
     RevisionError
         When ``upto`` names no committed revision; nothing is created then.
+
+    Notes
+    -----
+    Opening one first runs :func:`sweep`: workspaces of killed processes
+    on this host are dropped, never one whose owner runs or is elsewhere.
     """
 
     def __init__(
@@ -93,23 +131,30 @@ class Workspace:
         script = ScriptDirectory.from_config(source)
         # history() raises the one RevisionError for an unknown id; nothing is created yet.
         kept = [] if upto == "base" else migrations.history(source, f"base:{upto}", indicate_current=False)["rev"]
+        sweep(url)
+        owner = this_process()
         self.upto = upto
         self._stack = contextlib.ExitStack()
         # Registered before anything is created, so a failure below still cleans up.
         self._finalizer = weakref.finalize(self, self._stack.close)
         try:
             self.directory = Path(self._stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="playlist-tools-workspace-")
+                tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX)
             ))
+            (self.directory / OWNER_FILE).write_text(json.dumps(owner, sort_keys=True))
             revisions = [Path(script.get_revision(rev).path) for rev in kept]
             self._copy(Path(script.dir), Path(str(source.config_file_name)), revisions)
-            self.url: URL = self._stack.enter_context(db.fresh_database(url, prefix="pt_workspace"))
+            self.url: URL = self._stack.enter_context(db.fresh_database(url, prefix=DATABASE_PREFIX))
+            with admin(url) as connection:
+                record_owner(connection, str(self.url.database), owner)
         except BaseException:
             self.close()
             raise
         self.versions = self.directory / "alembic" / "versions"
         self.config = migrations.config(self.url, metadata=metadata, ini=self.directory / "alembic.ini")
         self._engine: Engine | None = None
+        self._serial = next(_opened)
+        _open.add(self)
 
     @classmethod
     def open(cls, upto: str = "head", **options: Any) -> Workspace:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
 from playlist_tools.errors import MigrationError
+from playlist_tools.migrations._errors import read_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package is installed from (editable install): alembic.ini and alembic/ live here."""
@@ -89,6 +90,8 @@ def config(
         cfg.attributes["target_metadata"] = metadata
     if connection is not None:
         cfg.attributes["connection"] = connection
+    if ini is not None:
+        read_config(cfg)  # a file that is not an alembic.ini fails here, in one line that does not quote it
     return cfg
 
 

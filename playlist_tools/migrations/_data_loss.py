@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 
 from playlist_tools.errors import DataLossError
 from playlist_tools.migrations._config import connection, current_heads, resolve, script
-from playlist_tools.migrations._errors import alembic_errors
+from playlist_tools.migrations._errors import alembic_errors, check_revision
 
 LOSS_COLUMNS = ["rev", "table", "column", "lost", "what"]
 """The columns of :func:`count_losses`; ``column`` is ``"*"`` for a whole table."""
@@ -183,6 +183,7 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     3  0001                  playlists            *     2             rows
     """
     cfg = resolve(config)
+    check_revision(revision)
     history = script(cfg)
     with alembic_errors(cfg):
         # The walk command.downgrade plans with: the same revisions, in the same order.

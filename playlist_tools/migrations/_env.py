@@ -34,7 +34,7 @@ from sqlalchemy.engine import URL, Connection
 from playlist_tools import db
 from playlist_tools.errors import MigrationError, first_line
 from playlist_tools.migrations import _config, locks
-from playlist_tools.migrations._errors import cli_errors
+from playlist_tools.migrations._errors import cli_errors, one_line
 
 __all__ = ["cli_errors", "connection", "include_object", "lock_timeout_sql", "migrating", "offline_url"]
 
@@ -92,8 +92,10 @@ def _failed(connection: Connection, err: sa.exc.DBAPIError) -> MigrationError:
 
     The failing migration's own transaction is rolled back by then, so its
     revision left nothing behind; earlier revisions of the same run stay.
+    Only the driver's first line is quoted, cut short: never SQLAlchemy's
+    ``[SQL: ...]`` and ``[parameters: ...]``, which may hold anyone's data.
     """
-    reason = first_line(err.orig if err.orig is not None else err)
+    reason = one_line(first_line(err.orig if err.orig is not None else err), 120)  # the whole line stays < 300
     fix = "fix the migration (the log above names it) and run the command again"
     if connection.in_transaction():
         # The caller's own transaction: aborted now, and only its ROLLBACK undoes the run.

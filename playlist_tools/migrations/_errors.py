@@ -3,9 +3,13 @@
 Alembic reports a bad revision as a :class:`alembic.util.CommandError`
 whose ``__cause__`` says what kind of problem it is (an unknown id, several
 heads, a relative step past the end), or, from the public revision-map
-API, as that cause itself. :func:`translate` turns either into one of
-:mod:`playlist_tools.errors`, one line naming the bad value and the fix.
-It never reads Alembic's message text to decide anything.
+API, as that cause itself; an empty id (``''``, or a range with a missing
+end such as ``'0003:'``) trips a bare ``AssertionError`` in its revision map.
+:func:`translate` turns each into one of :mod:`playlist_tools.errors`, one
+line of at most :data:`MESSAGE_LIMIT` characters naming the bad value and
+the fix. It never reads Alembic's message text to decide anything.
+:func:`check_revision` refuses empty ids before Alembic sees them, so that
+the message can quote what was typed.
 
 There are two doors, and both use :func:`translate`:
 
@@ -23,10 +27,15 @@ Examples
 >>> script = ScriptDirectory.from_config(migrations.config())
 >>> print(translate(ResolutionError("No such revision", "nope"), script))  # doctest: +ELLIPSIS
 unknown revision 'nope'; known revisions: 0001, 0002, ...; or use head, base, +N or -N (`alembic history` lists them)
+>>> check_revision("0003:")
+Traceback (most recent call last):
+...
+playlist_tools.errors.RevisionError: revision range '0003:' has no end; write START:END, such as '0003:head'
 """
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 from collections.abc import Iterator
 
@@ -36,12 +45,120 @@ from alembic.script.revision import MultipleHeads, ResolutionError
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
-from playlist_tools.errors import MigrationError, PlaylistToolsError, RevisionError
+from playlist_tools.errors import MigrationError, PlaylistToolsError, RevisionError, SettingError
+
+MESSAGE_LIMIT = 300
+"""At most this many characters in a message that quotes someone else's text (a driver's, Alembic's)."""
+
+_EMPTY_HINT = (
+    "name one: an id such as 0004, head, base, +N or -N, or a range START:END such as base:head "
+    "(`alembic history` lists the ids)"
+)
+
+
+def one_line(text: object, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line (each run of whitespace one space), cut to ``limit`` characters.
+
+    Examples
+    --------
+    >>> one_line("no such\\n   revision")
+    'no such revision'
+    >>> shown = one_line("x" * 1000)
+    >>> len(shown), shown[-4:]
+    (300, 'x...')
+    """
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _shown(value: object) -> str:
+    """A value as quoted in a message: its repr, cut so the fix after it still fits."""
+    return one_line(repr(value), 80)
+
+
+def check_revision(text: str) -> None:
+    """Refuse an empty revision id, alone or as one end of a ``START:END`` range.
+
+    Alembic's revision map meets these with a bare ``AssertionError``; this
+    says which value was wrong and what to write instead.
+
+    Raises
+    ------
+    RevisionError
+        For ``''``, blanks, ``':'``, ``'0003:'``, ``':0003'`` or ``'a:b:c'``.
+
+    Examples
+    --------
+    >>> check_revision("base:head"), check_revision("0004")
+    (None, None)
+    >>> check_revision("")
+    Traceback (most recent call last):
+    ...
+    playlist_tools.errors.RevisionError: empty revision ''; name one: an id such as 0004, ...
+    """
+    if not text.strip():
+        raise RevisionError(f"empty revision {_shown(text)}; {_EMPTY_HINT}")
+    if ":" not in text:
+        return
+    start, _, end = text.partition(":")
+    if ":" in end:
+        problem, example = "more than one ':'", "base:head"
+    elif not start.strip() and not end.strip():
+        problem, example = "neither start nor end", "base:head"
+    elif not end.strip():
+        problem, example = "no end", f"{start}:head"
+    elif not start.strip():
+        problem, example = "no start", f"base:{end}"
+    else:
+        return
+    raise RevisionError(f"revision range {_shown(text)} has {problem}; write START:END, such as {example!r}")
+
+
+def read_config(cfg: Config) -> None:
+    """Read ``cfg``'s ini file now, so that a file that is not one fails with one line naming it.
+
+    configparser's own message quotes the file's first line, which for a
+    mistyped ``-c`` can be anything (``/etc/passwd``); ours does not.
+
+    Raises
+    ------
+    SettingError
+        When the file is not an INI file, or has no ``script_location``.
+    """
+    name = cfg.config_file_name
+    try:
+        location = cfg.get_alembic_option("script_location")
+    except (configparser.Error, UnicodeDecodeError, CommandError) as err:
+        raise _not_an_ini(name, err) from err
+    if not location:
+        raise SettingError(
+            f"{str(name)!r} has no script_location in an [alembic] section, so it is not an alembic.ini; "
+            "pass the path of an alembic.ini"
+        )
+
+
+def _not_an_ini(name: object, err: BaseException) -> SettingError:
+    return SettingError(
+        f"{str(name)!r} is not an alembic.ini (an INI file with an [alembic] section, "
+        f"{type(err).__name__}); pass the path of an alembic.ini"
+    )
 
 
 def _known(script: ScriptDirectory) -> str:
     ids = sorted(s.revision for s in script.walk_revisions())
+    if len(ids) > 8:  # a long history: the message must stay one readable line
+        return f"{', '.join(ids[:3])}, ..., {', '.join(ids[-3:])} ({len(ids)} in all)"
     return ", ".join(ids) if ids else "none yet"
+
+
+def _from_revision_map(err: BaseException) -> bool:
+    """Whether ``err`` is the bare ``AssertionError`` Alembic's revision map raises for an empty id."""
+    if not isinstance(err, AssertionError):
+        return False
+    frame = err.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_globals.get("__name__") == "alembic.script.revision"
 
 
 def translate(err: BaseException, script: ScriptDirectory) -> PlaylistToolsError:
@@ -51,9 +168,16 @@ def translate(err: BaseException, script: ScriptDirectory) -> PlaylistToolsError
     ----------
     err : BaseException
         A ``CommandError`` (its ``__cause__`` decides), an Alembic
-        ``RevisionError``, or one of ours.
+        ``RevisionError``, the revision map's ``AssertionError``, or one of ours.
     script : alembic.script.ScriptDirectory
         The history, to list the known revisions in the message.
+
+    Examples
+    --------
+    >>> from playlist_tools import migrations
+    >>> message = str(translate(CommandError("it broke\\n" * 100), ScriptDirectory.from_config(migrations.config())))
+    >>> len(message), "\\n" in message
+    (300, False)
     """
     cause = err.__cause__ if isinstance(err, CommandError) and err.__cause__ is not None else err
     if isinstance(cause, PlaylistToolsError):
@@ -61,40 +185,69 @@ def translate(err: BaseException, script: ScriptDirectory) -> PlaylistToolsError
     ours: PlaylistToolsError
     if isinstance(cause, ResolutionError):
         ours = RevisionError(
-            f"unknown revision {cause.argument!r}; known revisions: {_known(script)}; "
+            f"unknown revision {_shown(cause.argument)}; known revisions: {_known(script)}; "
             "or use head, base, +N or -N (`alembic history` lists them)"
         )
     elif isinstance(cause, MultipleHeads):
         ours = RevisionError(
-            f"{cause.argument!r} is ambiguous: the history has several heads ({', '.join(sorted(cause.heads))}); "
+            f"{_shown(cause.argument)} is ambiguous: the history has several heads "
+            f"({one_line(', '.join(sorted(cause.heads)), 80)}); "
             "use 'heads', name one, or merge them (`alembic merge heads`, migrations.merge())"
         )
     elif isinstance(cause, AlembicRevisionError):
         ours = RevisionError(
-            f"{' '.join(str(err).split())}; `alembic current` says where the database is, "
+            f"{one_line(err, 160)}; `alembic current` says where the database is, "
             "`alembic history` lists the revisions"
         )
+    elif _from_revision_map(cause):
+        ours = RevisionError(
+            "a revision id is empty (an empty string, or a range with a missing end such as '0003:'); "
+            + _EMPTY_HINT
+        )
     else:
-        ours = MigrationError(" ".join(str(err).split()))
+        ours = MigrationError(one_line(err))
     ours.__cause__ = err
     return ours
 
 
 @contextlib.contextmanager
 def alembic_errors(cfg: Config) -> Iterator[None]:
-    """Alembic's errors raised in the block leave it as ours (see :func:`translate`)."""
+    """Alembic's errors raised in the block leave it as ours (see :func:`translate`).
+
+    So does configparser's, for a config file that is not an INI file
+    (:class:`SettingError` naming the file, never quoting it).
+    """
     try:
         yield
-    except (CommandError, AlembicRevisionError) as err:
+    except configparser.Error as err:  # its message quotes the file's lines: not ours to print
+        raise _not_an_ini(cfg.config_file_name, err) from err
+    except (CommandError, AlembicRevisionError, AssertionError) as err:
+        if isinstance(err, AssertionError) and not _from_revision_map(err):
+            raise  # not Alembic's empty-id check: a real bug, keep its traceback
         ours = translate(err, ScriptDirectory.from_config(cfg))
         raise ours from ours.__cause__
 
 
+def _typed_revisions(cfg: Config | None) -> list[str]:
+    """The revision arguments typed on the ``alembic`` command line (``upgrade X``, ``stamp X Y``)."""
+    options = cfg.cmd_opts if cfg is not None else None
+    typed = [getattr(options, "revision", None), *(getattr(options, "revisions", None) or [])]
+    return [value for value in typed if isinstance(value, str)]
+
+
 @contextlib.contextmanager
-def cli_errors(script: ScriptDirectory) -> Iterator[None]:
-    """For ``alembic/env.py``: every error we know leaves as one ``CommandError`` line, ours as its cause."""
+def cli_errors(script: ScriptDirectory, cfg: Config | None = None) -> Iterator[None]:
+    """For ``alembic/env.py``: every error we know leaves as one ``CommandError`` line, ours as its cause.
+
+    With ``cfg``, the revisions typed on the command line are checked first
+    (:func:`check_revision`), before anything connects.
+    """
     try:
+        for typed in _typed_revisions(cfg):
+            check_revision(typed)
         yield
-    except (PlaylistToolsError, CommandError, AlembicRevisionError) as err:
+    except (PlaylistToolsError, CommandError, AlembicRevisionError, AssertionError) as err:
+        if isinstance(err, AssertionError) and not _from_revision_map(err):
+            raise
         ours = translate(err, script)
         raise CommandError(str(ours)) from ours

@@ -28,10 +28,11 @@ from pathlib import Path
 import pandas as pd
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RangeNotAncestorError
 
 from playlist_tools.errors import PlaylistToolsError, RevisionError
 from playlist_tools.migrations._config import REPO_ROOT, resolve
-from playlist_tools.migrations._errors import alembic_errors
+from playlist_tools.migrations._errors import alembic_errors, check_revision, read_config
 from playlist_tools.migrations._runs import sql
 
 LINT_COLUMNS = ["revision", "rule", "level", "message", "help", "line"]
@@ -68,23 +69,56 @@ def config_path(config: Config | None = None) -> Path | None:
 
 
 def as_range(config: Config, sql_or_range: str) -> str:
-    """A revision range as given, or one revision (an id, ``head``) as the range of itself alone.
+    """A revision range that holds at least one migration, upward; one revision as the range of itself alone.
+
+    A range must run from older to newer, as ``alembic upgrade START:END
+    --sql`` does: a reversed one (``'0005:0001'``) or an empty one
+    (``'0005:0005'``) would render no SQL, and "no findings" for SQL never
+    linted would be a lie, so both are refused, with the range to write.
+
+    Raises
+    ------
+    RevisionError
+        For an empty or unknown revision, a range with a missing end, a
+        reversed or empty range, or one revision that is a merge or base.
 
     Examples
     --------
     >>> from playlist_tools import migrations
     >>> as_range(migrations.config(), "0004"), as_range(migrations.config(), "base:0002")
     ('0003:0004', 'base:0002')
+    >>> as_range(migrations.config(), "0005:0001")
+    Traceback (most recent call last):
+    ...
+    playlist_tools.errors.RevisionError: revision range '0005:0001' runs backwards (0005 is newer than 0001);
+    lint those migrations with '0001:0005'
     """
-    if ":" in sql_or_range:
-        return sql_or_range
+    check_revision(sql_or_range)
+    script = ScriptDirectory.from_config(config)
+    if ":" not in sql_or_range:
+        with alembic_errors(config):
+            alone = script.get_revision(sql_or_range)
+        if alone is None or isinstance(alone.down_revision, (tuple, list)):
+            raise RevisionError(
+                f"cannot lint {sql_or_range!r} alone: give a START:END range for merges and for base, e.g. 'base:head'"
+            )
+        return f"{alone.down_revision or 'base'}:{sql_or_range}"
+    start, _, end = sql_or_range.partition(":")
     with alembic_errors(config):
-        script = ScriptDirectory.from_config(config).get_revision(sql_or_range)
-    if script is None or isinstance(script.down_revision, (tuple, list)):
+        try:
+            between = list(script.iterate_revisions(end, start))
+        except RangeNotAncestorError as err:
+            list(script.iterate_revisions(start, end))  # parallel branches raise here too, and say so
+            raise RevisionError(
+                f"revision range {sql_or_range!r} runs backwards ({start} is newer than {end}); "
+                f"lint those migrations with '{end}:{start}'"
+            ) from err
+    if not between:
         raise RevisionError(
-            f"cannot lint {sql_or_range!r} alone: give a START:END range for merges and for base, e.g. 'base:head'"
+            f"revision range {sql_or_range!r} holds no migration (it starts where it ends); "
+            f"lint one revision alone with {end!r}, or widen the range, e.g. 'base:{end}'"
         )
-    return f"{script.down_revision or 'base'}:{sql_or_range}"
+    return sql_or_range
 
 
 def _revisions_by_line(sql: str) -> list[str | None]:
@@ -168,7 +202,10 @@ def lint(
     Raises
     ------
     RevisionError
-        For an unknown revision.
+        For an unknown or empty revision, or a range that is reversed,
+        empty or missing an end (see :func:`as_range`).
+    SettingError
+        When the config's file is not an alembic.ini.
     PlaylistToolsError
         When squawk is missing or fails.
 
@@ -181,6 +218,7 @@ def lint(
     0  ban-drop-column     1
     """
     cfg = resolve(config)
+    read_config(cfg)
     settings = Path(squawk_config) if squawk_config is not None else config_path(cfg)
     if is_sql(sql_or_range):
         return findings(sql_or_range, settings, by_revision=False)

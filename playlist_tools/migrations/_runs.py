@@ -22,6 +22,7 @@ from playlist_tools.migrations._config import resolve
 from playlist_tools.migrations._config import script as _script
 from playlist_tools.migrations._data_loss import data_loss, describe_losses
 from playlist_tools.migrations._errors import alembic_errors as _errors
+from playlist_tools.migrations._errors import check_revision
 from playlist_tools.migrations._listing import ordered, revision_frame
 
 
@@ -97,6 +98,7 @@ def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | 
     (['0001'], ['0002', '0003'], True)
     """
     cfg = resolve(config)
+    check_revision(revision)
     with _errors(cfg), _recording(cfg) as applied:
         command.upgrade(cfg, revision, tag=tag)
     return _ran(cfg, applied, upward=True)
@@ -152,6 +154,7 @@ def downgrade(
     ['0002']
     """
     cfg = resolve(config)
+    check_revision(revision)
     if not allow_data_loss:
         what = describe_losses(data_loss(cfg, revision))
         if what:
@@ -182,6 +185,7 @@ def sql(config: Config | None = None, revision_range: str = "base:head", *, down
     ['ALTER TABLE playlists DROP COLUMN description;']
     """
     cfg = resolve(config)
+    check_revision(revision_range)
     if downgrade and ":" not in revision_range:
         raise MigrationError(
             f"sql(..., downgrade=True) needs a range 'from:to' such as 'head:0002', not {revision_range!r}"

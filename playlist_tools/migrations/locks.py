@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from playlist_tools.db.activity import SessionInfo, advisory_holder, lock_holders
+from playlist_tools.db.activity import advisory_holder, lock_holders, release_hint
 from playlist_tools.errors import LockTimeoutError, SettingError
 
 __all__ = [
@@ -133,14 +133,6 @@ def render_timeout(ms: int) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
-def _release_hint(sessions: list[SessionInfo]) -> str:
-    pids = ", ".join(str(s.pid) for s in sessions)
-    return (
-        "commit or roll back in that session (a notebook's open connection or session: "
-        f"run .commit() or .rollback() there), or end it with SELECT pg_terminate_backend(pid) for pid {pids}"
-    )
-
-
 def _acquire(connection: Connection, timeout_ms: int, owned: bool, log: Callable[[str], None] | None) -> None:
     """Take the migration lock, waiting while its holder works, giving up when it is stuck."""
     take = "pg_try_advisory_lock" if owned else "pg_try_advisory_xact_lock"
@@ -157,7 +149,7 @@ def _acquire(connection: Connection, timeout_ms: int, owned: bool, log: Callable
         if timeout_ms and stuck:
             raise LockTimeoutError(
                 f"another migration holds the migration lock and has been idle longer than the lock timeout "
-                f"({render_timeout(timeout_ms)}): {holder.describe()}; {_release_hint([holder])}",
+                f"({render_timeout(timeout_ms)}): {holder.describe()}; {release_hint([holder])}",
                 (holder,),
             )
         if not announced and log is not None:
@@ -171,20 +163,28 @@ def _is_lock_timeout(err: BaseException) -> bool:
     return getattr(getattr(err, "orig", None), "sqlstate", None) == "55P03"
 
 
-def _explain(connection: Connection, err: sa.exc.DBAPIError, timeout_ms: int) -> LockTimeoutError:
-    """Turn PostgreSQL's bare "lock timeout" into a message that names who is in the way."""
+def _explain(connection: Connection, err: sa.exc.DBAPIError, timeout_ms: int, own_pid: int) -> LockTimeoutError:
+    """Turn PostgreSQL's bare "lock timeout" into a message that names who is in the way.
+
+    The sessions holding locks on the tables the statement names come
+    first; when none does (the statement locks tables it does not name, as
+    ``TRUNCATE ... CASCADE`` does), every session holding a table lock is a
+    suspect, busy or idle. The statement's own session is never one.
+    """
     statement = " ".join(str(err.statement or "").split())
     names = sorted(set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", statement)))
     # The failed session is rolled back or aborted; ask from a fresh one.
     with connection.engine.connect() as probe:
-        holders = lock_holders(probe, names) or lock_holders(probe)
+        holders = lock_holders(probe, names, exclude=[own_pid])
+        suspects = holders or lock_holders(probe, exclude=[own_pid])
     shown = statement if len(statement) <= 80 else statement[:77] + "..."
     head = f"{shown!r} waited {render_timeout(timeout_ms)} for a lock and gave up"
     tail = f"; or wait longer with {LOCK_TIMEOUT_ENV}=60s (0 waits forever)"
-    if not holders:
+    if not suspects:
         return LockTimeoutError(f"{head}; the session in the way has gone, so run the migration again{tail}")
-    who = "; ".join(holder.describe() for holder in holders[:3])
-    return LockTimeoutError(f"{head}: blocked by {who}; {_release_hint(holders[:3])}{tail}", tuple(holders))
+    who = "; ".join(holder.describe() for holder in suspects[:3])
+    by = "blocked by" if holders else "blocked by one of the sessions holding table locks:"
+    return LockTimeoutError(f"{head}: {by} {who}; {release_hint(suspects[:3])}{tail}", tuple(suspects))
 
 
 @contextlib.contextmanager
@@ -213,10 +213,10 @@ def migration_lock(
     timeout_ms = lock_timeout_ms() if timeout_ms is None else timeout_ms
     owned = not connection.in_transaction()
     _acquire(connection, timeout_ms, owned, log)
-    previous = connection.execute(
-        sa.text("SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, :local)"),
+    previous, _, own_pid = connection.execute(
+        sa.text("SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, :local), pg_backend_pid()"),
         {"value": f"{timeout_ms}ms", "local": not owned},
-    ).first()[0]  # type: ignore[index]
+    ).one()
     if owned:
         connection.commit()
     try:
@@ -224,7 +224,7 @@ def migration_lock(
     except sa.exc.DBAPIError as err:
         if not _is_lock_timeout(err):
             raise
-        raise _explain(connection, err, timeout_ms) from err
+        raise _explain(connection, err, timeout_ms, own_pid) from err
     finally:
         if owned:
             _release(connection, previous)
