@@ -21,19 +21,23 @@ from __future__ import annotations
 
 import warnings
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import REGCLASS, insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import Connection
 from tqdm import TqdmWarning
 
 from playlist_tools import db, frames
-from playlist_tools.errors import SampleError
+from playlist_tools.errors import SampleError, first_line
 from playlist_tools.models import Base
 from playlist_tools.synthetic import synthetic
+
+if TYPE_CHECKING:
+    from tqdm import tqdm as ProgressBar
 
 __all__ = ["TABLES", "SampleError", "read_sample", "load_sample", "synthetic"]
 
@@ -87,15 +91,26 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, object]]:
 
 
 def _check_skipped(connection: Connection, name: str, rows: list[dict[str, object]], inserted: set[tuple]) -> None:
-    """Rows that were already there must equal the sample's, or the load is refused."""
+    """Rows that were already there must equal the sample's, or the load is refused.
+
+    The skipped keys travel as one array per key column, joined through
+    ``unnest``: a few parameters however many rows. (An ``IN`` list of
+    8715 key pairs is 17430 parameters, and PostgreSQL 15 runs out of stack
+    planning it.)
+    """
     keys, table = _KEYS[name], Base.metadata.tables[name]
     expected = {tuple(row[k] for k in keys): row for row in rows}
     skipped = [key for key in expected if key not in inserted]
     if not skipped:
         return
+    arrays = [
+        sa.bindparam(f"skipped_{k}", list(values), type_=ARRAY(table.c[k].type))
+        for k, values in zip(keys, zip(*skipped, strict=True), strict=True)
+    ]
+    wanted = sa.func.unnest(*arrays).table_valued(*keys).render_derived(name="wanted")
     columns = [table.c[c] for c in rows[0]]
-    key_clause = sa.tuple_(*(table.c[k] for k in keys)).in_(skipped)
-    for found in connection.execute(sa.select(*columns).where(key_clause)).mappings():
+    on = sa.and_(*(table.c[k] == wanted.c[k] for k in keys))
+    for found in connection.execute(sa.select(*columns).select_from(table.join(wanted, on))).mappings():
         want = expected[tuple(found[k] for k in keys)]
         for column, value in want.items():
             if found[column] != value:
@@ -105,14 +120,6 @@ def _check_skipped(connection: Connection, name: str, rows: list[dict[str, objec
                     f"but the sample has {value!r}; load the sample into an empty database "
                     "(playlist_tools.db.fresh_database) or delete that row first"
                 )
-
-
-def _advance_sequence(table: sa.Table, column: str) -> sa.Select:
-    """Move the column's sequence past its largest value, never backwards (deletes leave it ahead)."""
-    sequence = sa.func.pg_get_serial_sequence(table.name, column)
-    largest = sa.select(sa.func.max(table.c[column])).scalar_subquery()
-    last = sa.func.pg_sequence_last_value(sa.cast(sequence, REGCLASS))
-    return sa.select(sa.func.setval(sequence, sa.func.greatest(largest, last, 1)))
 
 
 def load_sample(con: db.Connectable = None, *, progress: bool = True) -> pd.DataFrame:
@@ -144,6 +151,14 @@ def load_sample(con: db.Connectable = None, *, progress: bool = True) -> pd.Data
         Indexed by table: ``sample`` rows in the sample, ``inserted`` rows
         added now, ``total`` rows in the table afterwards.
 
+    Raises
+    ------
+    SampleError
+        The schema is not at head; a row is already there with other values;
+        or the server refused a statement (then the message is the server's
+        first line, without the SQL or its thousands of parameters). In every
+        case nothing was loaded.
+
     Examples
     --------
     >>> from playlist_tools import models
@@ -171,19 +186,41 @@ def load_sample(con: db.Connectable = None, *, progress: bool = True) -> pd.Data
     shipped = read_sample()
     rows = {name: _rows(shipped[name]) for name in TABLES}
     counts = []
-    with db.transaction(con) as connection:
-        _check_schema(connection)  # before the bar, so a refusal prints only its one line
-        with tqdm(total=sum(map(len, rows.values())), unit="row", desc="loading sample", disable=not progress) as bar:
-            for name in TABLES:
-                table, keys = Base.metadata.tables[name], _KEYS[name]
-                statement = insert(table).on_conflict_do_nothing().returning(*(table.c[k] for k in keys))
-                inserted: set[tuple] = set()
-                for start in range(0, len(rows[name]), _BATCH):
-                    batch = rows[name][start : start + _BATCH]
-                    inserted.update(tuple(r) for r in connection.execute(statement, batch))
-                    bar.update(len(batch))
-                _check_skipped(connection, name, rows[name], inserted)
-                connection.execute(_advance_sequence(table, _IDENTITIES[name]))
-                total = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-                counts.append((name, len(rows[name]), len(inserted), total))
+    into = ""
+    try:
+        with db.transaction(con) as connection:
+            _check_schema(connection)  # before the bar, so a refusal prints only its one line
+            total = sum(map(len, rows.values()))
+            with tqdm(total=total, unit="row", desc="loading sample", disable=not progress) as bar:
+                for name in TABLES:
+                    into = f" into {name}"
+                    counts.append(_load_table(connection, name, rows[name], bar))
+    except sa.exc.DBAPIError as err:
+        # SQLAlchemy's own message quotes the statement and every parameter (thousands
+        # of rows here, over several lines); the server's first line says what went wrong.
+        reason = first_line(err.orig if err.orig is not None else err)
+        raise SampleError(
+            f"loading the sample{into} failed: {reason}; nothing was loaded, fix that and load again"
+        ) from err
     return pd.DataFrame(counts, columns=["table", "sample", "inserted", "total"]).set_index("table")
+
+
+def _load_table(
+    connection: Connection, name: str, rows: list[dict[str, object]], bar: ProgressBar
+) -> tuple[str, int, int, int]:
+    """Insert one table's missing rows, check the others, advance its sequence: (name, sample, inserted, total)."""
+    table, keys = Base.metadata.tables[name], _KEYS[name]
+    statement = insert(table).on_conflict_do_nothing().returning(*(table.c[k] for k in keys))
+    inserted: set[tuple] = set()
+    for start in range(0, len(rows), _BATCH):
+        batch = rows[start : start + _BATCH]
+        inserted.update(tuple(r) for r in connection.execute(statement, batch))
+        bar.update(len(batch))
+    _check_skipped(connection, name, rows, inserted)
+    column = _IDENTITIES[name]
+    largest = connection.execute(sa.select(sa.func.max(table.c[column]))).scalar()
+    if largest is not None:  # the one rule of frames.write_frame: past the largest id, never backwards
+        quoted = connection.dialect.identifier_preparer.quote(table.name)
+        connection.exec_driver_sql(*frames.advance_sequence(quoted, column, largest))
+    total = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    return name, len(rows), len(inserted), total

@@ -214,6 +214,41 @@ def test_load_sample_twice_changes_nothing(schema: Engine) -> None:
     assert {name: table_rows(schema, name) for name in TABLES} == before
 
 
+def test_the_comparison_sends_a_few_parameters_however_many_rows(schema: Engine) -> None:
+    # The second load compares all 12236 rows with the database. As an IN list that was one
+    # parameter per key column per row (17430 for the entries), which PostgreSQL 15 cannot plan.
+    sample.load_sample(schema, progress=False)
+    sent: list[tuple[str, int]] = []
+
+    @sa.event.listens_for(schema, "before_cursor_execute")
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        sent.append((statement, len(parameters or ())))
+
+    try:
+        assert sample.load_sample(schema, progress=False)["inserted"].tolist() == [0, 0, 0]
+    finally:
+        sa.event.remove(schema, "before_cursor_execute", count)
+    # Reads of the sample's tables (not the catalogue queries that check the schema first).
+    reads = [n for statement, n in sent if statement.lstrip().startswith("SELECT")
+             and any(f"FROM {name} " in statement for name in TABLES)]
+    assert reads and max(reads) <= 10  # a few per statement, not one per row
+
+
+def test_a_server_error_is_one_line_without_parameters(schema: Engine) -> None:
+    # An analyst's own constraint that the sample breaks: the server refuses the INSERT.
+    with schema.begin() as connection:
+        connection.execute(sa.text(
+            "ALTER TABLE songs ADD CONSTRAINT songs_under_ten_minutes CHECK (duration_ms < 600000)"
+        ))
+    with pytest.raises(SampleError) as caught:
+        sample.load_sample(schema, progress=False)
+    message = str(caught.value)
+    assert message.startswith('loading the sample into songs failed: new row for relation "songs" '
+                              'violates check constraint "songs_under_ten_minutes"; nothing was loaded')
+    assert "\n" not in message and "INSERT" not in message and "parameters" not in message
+    assert _counts(schema) == {"playlists": 0, "songs": 0, "playlist_song_association": 0}
+
+
 def test_load_sample_advances_the_sequences(schema: Engine) -> None:
     sample.load_sample(schema, progress=False)
     with schema.begin() as connection:
