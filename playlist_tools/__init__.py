@@ -1,5 +1,8 @@
 """playlist-tools: songs and playlists in PostgreSQL, for notebooks.
 
+In a notebook, ``%load_ext playlist_tools`` adds ``%sql`` and ``%alembic``
+(see :mod:`playlist_tools.magics`).
+
 Importing the package connects to nothing and starts nothing; the embedded
 server starts on the first call that needs a database. The modules with
 heavier imports (pandas, pyarrow, alembic) are imported by name when needed:
@@ -56,5 +59,13 @@ __all__ = [
     "mask_url",
     "playlist_song_association",
     "resolve_url",
+    "load_ipython_extension",
     "session_factory",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext playlist_tools``: the ``%sql`` and ``%alembic`` magics."""
+    from playlist_tools import magics  # IPython only when a notebook asks
+
+    magics.load(ipython)  # type: ignore[arg-type]
