@@ -91,12 +91,17 @@ def test_query_password_without_a_user_stays_in_the_query_and_masked() -> None:
 
 
 def test_cli_masks_a_query_password(database_url: URL) -> None:
-    # The embedded server trusts local connections, so any password gets in.
-    env = {"DATABASE_URL": url_text(database_url.update_query_dict({"password": SECRET}))}
+    # A server that checks passwords (DATABASE_URL elsewhere) needs the real one, moved into the query;
+    # the embedded server trusts its local socket, so any password gets in there.
+    password = database_url.password or SECRET
+    if database_url.password is not None and len(str(password)) < 8:
+        pytest.skip("the server's password is too short to tell apart in the output")
+    moved = database_url.set(password=None).update_query_dict({"password": str(password)})
+    env = {"DATABASE_URL": url_text(moved)}
     for argv in (["playlist-tools", "db", "url"], ["playlist-tools", "db", "status"], ["alembic", "current"]):
         result = run_cli(*argv, env=env)
         assert result.returncode == 0, result.stderr
-        assert SECRET not in result.stdout + result.stderr, argv
+        assert str(password) not in result.stdout + result.stderr, argv
 
 
 # -- a raw @ in the password -----------------------------------------------------------------------------------
