@@ -227,6 +227,7 @@ def health(data_dir: Path, user: ServerUser) -> tuple[str, Postmaster | None, st
         return "stale", info, f"{said}; `playlist-tools db start` starts it afresh"
     if info.status == "ready" and answers(info.socket_dir):
         return "running", info, None
+    state = process_state(info.pid, user)  # again: a SIGSTOP lands asynchronously, maybe during the probe
     how = f"it is stopped: `kill -CONT {info.pid}`, or" if state == "stopped" else f"status {info.status!r}:"
     return "hung", info, (f"process {info.pid} does not answer on {info.socket_dir} ({how} "
                           "`playlist-tools db stop` and start again)")  # fmt: skip
