@@ -227,13 +227,6 @@ def test_no_server_is_a_clear_error() -> None:
         frames.read_frame("songs", "postgresql://ann:secret@127.0.0.1:1/music")
 
 
-def test_other_drivers_are_refused(database_url: URL) -> None:
-    engine = sa.create_engine(database_url.set(drivername="postgresql+psycopg2"))
-    with engine.connect() as con, pytest.raises(FrameError, match="needs psycopg 3"):
-        frames.read_frame("SELECT 1", con)
-    engine.dispose()
-
-
 def test_bad_chunksize(schema: Engine) -> None:
     with pytest.raises(FrameError, match="chunksize=0"):
         frames.read_frame("songs", schema, chunksize=0)

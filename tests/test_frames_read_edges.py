@@ -53,7 +53,6 @@ def role(engine: Engine) -> Iterator[str]:
         con.exec_driver_sql(f"DROP OWNED BY {name}; DROP ROLE {name}")
 
 
-
 # -- 1, 2: dates and timestamps outside years 1 to 9999 ------------------------------------------
 
 
@@ -179,15 +178,6 @@ def test_any_password_in_a_url_works_and_is_never_shown(database_url: URL, role:
         frames.read_frame("SELECT 1", closed)
     assert "se cret" not in str(caught.value) and "se%20cret" not in str(caught.value)
     assert "ann:***@127.0.0.1:1/music" in str(caught.value)
-
-
-def test_an_engine_of_another_driver_is_refused(database_url: URL) -> None:
-    engine = sa.create_engine(database_url.set(drivername="postgresql+psycopg2"))
-    try:
-        with pytest.raises(FrameError, match="needs psycopg 3"):
-            frames.read_frame("SELECT 1 AS x", engine)
-    finally:
-        engine.dispose()
 
 
 # -- 4: bad input, one line each -----------------------------------------------------------------

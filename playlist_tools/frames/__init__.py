@@ -6,7 +6,10 @@ PostgreSQL's binary ``COPY``, decoded in C). A whole table of 32 MB or more
 is read as several ``ctid`` ranges at once, on one snapshot. ``numeric(p, s)``
 travels as an exactly scaled ``bigint`` (ADBC would turn it into text, the
 slowest part of a read). Through a caller's ``Connection`` the rows come
-from psycopg instead, inside that connection's transaction.
+from its driver instead, inside that connection's transaction.
+Any SQLAlchemy PostgreSQL engine will do, psycopg 3 (``postgresql://``) or
+psycopg2 (``postgresql+psycopg2://``): the fast path is chosen by what the
+engine connects to, not by its driver.
 :func:`write_frame` checks the frame against the live table, then sends it
 as one ``COPY ... FROM STDIN (FORMAT csv)`` written by pyarrow.
 
@@ -104,8 +107,9 @@ def read_frame(
         zone...); session state that is not a setting, such as temporary
         tables, does not carry over. A Connection is used as it is, inside
         its transaction (its uncommitted rows are seen), and we neither
-        commit nor close it; rows then come through psycopg, several times
-        slower. Both need psycopg 3 under SQLAlchemy (``postgresql://``).
+        commit nor close it; rows then come through its driver, several
+        times slower. Either driver, psycopg 3 or psycopg2, gives the same
+        dtypes and values; other drivers are refused.
     params : mapping, optional
         Values of the ``:name`` placeholders: always bound, never formatted
         into the SQL.

@@ -3,7 +3,8 @@
 Private to :mod:`playlist_tools.frames`. ADBC hands dates and timestamps
 over as integers since 1970 (PostgreSQL's infinities wrapped around);
 :func:`wire_cursor` makes psycopg deliver the same integers, so that one
-vectorised :func:`check_years` serves both read paths.
+vectorised :func:`check_years` serves every read path; psycopg2 gets them
+from the server as such integers (:func:`integer_sql`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,29 @@ def wire_cursor(conn: psycopg.Connection) -> psycopg.Cursor:
     for typname in ("date", "timestamp", "timestamptz"):  # this cursor's own adapters: the connection keeps its
         cursor.adapters.register_loader(typname, _Days if typname == "date" else _Microseconds)
     return cursor
+
+
+def integer_sql(expr: str, wire: pa.DataType) -> str:
+    """``expr`` as the integer :func:`wire_cursor` loads, computed by the server, when ``wire`` is a date or timestamp.
+
+    For psycopg2, which has no binary results: the server's integers do not
+    depend on the session's ``DateStyle`` or ``TimeZone``, and infinities
+    and BC dates arrive as psycopg's loaders make them, for :func:`check_years`.
+
+    Examples
+    --------
+    >>> print(integer_sql("d", pa.date32()))
+    CASE WHEN d = 'infinity' THEN -2147472692 WHEN d = '-infinity' THEN -2147472691 ELSE d - DATE '1970-01-01' END
+    """
+    if pa.types.is_date(wire):
+        per_day, bits, since = 1, 32, f"{expr} - DATE '1970-01-01'"
+    elif pa.types.is_timestamp(wire):
+        per_day, bits, since = _US_PER_DAY, 64, f"(extract(epoch FROM {expr}) * 1000000)::int8"
+    else:
+        return expr
+    infinity = 2 ** (bits - 1) - 1 + _DAYS_2000 * per_day - 2**bits
+    return (f"CASE WHEN {expr} = 'infinity' THEN {infinity} WHEN {expr} = '-infinity' "
+            f"THEN {-(2 ** (bits - 1)) + _DAYS_2000 * per_day} ELSE {since} END")
 
 
 def _pg_text(value: int, per_day: int, zone: bool) -> str:

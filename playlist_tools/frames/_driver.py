@@ -1,9 +1,12 @@
 """What reading and writing frames share: driver connections and quoted identifiers.
 
 Private to :mod:`playlist_tools.frames`; its ``_read`` and ``_write``
-modules build on it. Frames talk to PostgreSQL through psycopg 3
-(``COPY``) and ADBC, so they need the driver connection under a SQLAlchemy
-one, or a connection of their own.
+modules build on it. Frames talk to PostgreSQL through ADBC and the
+driver under a SQLAlchemy connection, psycopg 3 or psycopg2, or through a
+psycopg connection of their own. :class:`Driver` holds the few things
+the two drivers do differently (parameters, transactions, streaming,
+``COPY``, error codes, connection parameters), so reading and writing are
+one code path each.
 
 Where the connections come from: a caller's ``Connection`` is used as it
 is; an ``Engine`` lends one of its own pooled connections, so its
@@ -25,12 +28,16 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
+import psycopg2
+import psycopg2.extensions
 import sqlalchemy as sa
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import URL
 
@@ -41,6 +48,9 @@ from playlist_tools.errors import FrameError
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
 PYFORMAT = pg_dialect.dialect()  # psycopg's placeholders
 quote = PYFORMAT.identifier_preparer.quote
+ERRORS = (psycopg.Error, psycopg2.Error)  # what either driver raises
+_NO_TYPMOD = 65535
+_CURSORS = itertools.count()  # names of our server-side cursors, unique in a session
 
 # The settings of a session that a new connection would not have by itself, in the order they must be set:
 # a SET SESSION AUTHORIZATION first (it resets the role), then options and SETs, then SET ROLE. client_encoding
@@ -67,15 +77,143 @@ def table_name(table: str | sa.Table | type) -> str:
     return ".".join(quote(part) for part in str(table).split("."))
 
 
-def driver(con: sa.Connection) -> psycopg.Connection:
-    """The psycopg connection under a SQLAlchemy one; other drivers are refused."""
+class Driver:
+    """The few things psycopg 3 and psycopg2 do differently, behind one face; the rest of frames is one code path.
+
+    Executing with ``pyformat`` parameters, a transaction (a savepoint
+    inside one), a cursor that streams rows, ``COPY ... FROM STDIN``, the
+    SQLSTATE of an error and the connection's own parameters.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.psycopg3 = isinstance(conn, psycopg.Connection)
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.conn.broken or self.conn.closed) if self.psycopg3 else bool(self.conn.closed)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction of ours, or a savepoint inside the one already open; rolled back on an error."""
+        if self.psycopg3:
+            with self.conn.transaction():
+                yield
+            return
+        conn = self.conn
+        outer = conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        if outer or conn.autocommit:  # else psycopg2 begins one itself
+            with conn.cursor() as cursor:
+                cursor.execute("SAVEPOINT _frames" if outer else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            if outer:  # also undoes an error: the caller's transaction goes on
+                with contextlib.suppress(psycopg2.Error), conn.cursor() as cursor:
+                    cursor.execute("ROLLBACK TO SAVEPOINT _frames; RELEASE SAVEPOINT _frames")
+            elif not conn.closed:
+                self._end("ROLLBACK")
+            raise
+        if outer:
+            with conn.cursor() as cursor:
+                cursor.execute("RELEASE SAVEPOINT _frames")
+        else:
+            self._end("COMMIT")
+
+    def _end(self, verb: str) -> None:
+        if self.conn.autocommit:  # psycopg2's commit() and rollback() do nothing then
+            with self.conn.cursor() as cursor:
+                cursor.execute(verb)
+        else:
+            (self.conn.commit if verb == "COMMIT" else self.conn.rollback)()
+
+    def cursor(self) -> Any:
+        """A cursor for ``execute``; psycopg's in binary, the extended protocol that refuses two statements."""
+        return self.conn.cursor(binary=True) if self.psycopg3 else self.conn.cursor()
+
+    @staticmethod
+    def execute(cursor: Any, sql: str, params: Any = None) -> Any:
+        """``cursor.execute`` that returns the cursor, as psycopg's does and psycopg2's does not."""
+        cursor.execute(sql, params)
+        return cursor
+
+    @staticmethod
+    def described(cursor: Any) -> list[tuple[str, int, int | None, int | None]]:
+        """Name, type OID, precision and scale of each result column; no precision for a bare ``numeric``."""
+        # psycopg2 reports a bare numeric's typmod -1 as precision and scale 65535; numeric(p, s) has p <= 1000.
+        return [(d.name, d.type_code, *((None, None) if d.precision == _NO_TYPMOD else (d.precision, d.scale)))
+                for d in cursor.description or []]
+
+    def chunks(self, sql: str, params: Any, rows: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows, ``rows`` at a time, streamed: dates and timestamps as integers since 1970 (see ``_dates``)."""
+        from playlist_tools.frames._dates import wire_cursor  # _dates quotes names with this module's quote
+
+        if self.psycopg3:
+            with wire_cursor(self.conn) as cursor:
+                stream = cursor.stream(sql, params, size=min(rows, 10_000))
+                try:
+                    while chunk := list(itertools.islice(stream, rows)):
+                        yield chunk
+                finally:
+                    stream.close()  # psycopg cancels a stream left half-read; the connection is free again
+            return
+        # Server-side, so memory stays bounded; psycopg2 lets an autocommit connection have one only WITH HOLD,
+        # which costs nothing here: transaction() began one, and the cursor is closed before it ends.
+        name = f"_frames_{next(_CURSORS)}"
+        with self.conn.cursor(name=name, withhold=self.conn.autocommit) as cursor:
+            cursor.itersize = min(rows, 10_000)
+            cursor.execute(sql, params)
+            while chunk := cursor.fetchmany(rows):
+                yield chunk
+
+    def copy_in(self, cursor: Any, sql: str, parts: Iterator[Any]) -> None:
+        """``COPY ... FROM STDIN`` fed with ``parts``, read as they are needed."""
+        if self.psycopg3:
+            with cursor.copy(sql) as copy:
+                for part in parts:
+                    copy.write(part)
+            return
+        cursor.copy_expert(sql, _Reader(parts), size=1 << 20)
+
+    def parameters(self) -> dict[str, str]:
+        """The connection's libpq parameters as it was opened (no password), then where it really is."""
+        info = self.conn.info
+        if self.psycopg3:
+            params = info.get_parameters()
+            if "hostaddr" in params:
+                params["hostaddr"] = info.hostaddr
+        else:  # psycopg2's dsn is what it was opened with, its password masked
+            params = {k: v for k, v in conninfo_to_dict(self.conn.dsn).items() if k != "password"}
+        params.pop("options", None)  # the session's settings include what it set
+        # The server it is on, not a list to pick from again: a new connection might pick another.
+        params.update(host=info.host, port=str(info.port), dbname=info.dbname, user=info.user)
+        return {k: str(v) for k, v in params.items()} | ({"password": info.password} if info.password else {})
+
+
+class _Reader:
+    """A file for psycopg2's ``copy_expert``: each read is the next part, of whatever size (psycopg2 sends it whole)."""
+
+    def __init__(self, parts: Iterator[Any]) -> None:
+        self.parts = parts
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(next(self.parts, b""))
+
+
+def sqlstate(err: BaseException) -> str | None:
+    """The SQLSTATE of a driver's error (``42P01``...), whichever driver raised it."""
+    return getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+
+
+def driver(con: sa.Connection) -> Driver:
+    """The driver connection under a SQLAlchemy one: psycopg 3 or psycopg2; other drivers are refused."""
     conn = con.connection.driver_connection
-    if not isinstance(conn, psycopg.Connection):
+    if not isinstance(conn, (psycopg.Connection, psycopg2.extensions.connection)):
         raise FrameError(
-            f"the connection's driver is {con.dialect.driver!r}; frames needs psycopg 3: "
-            "make the engine from a postgresql:// or postgresql+psycopg:// URL"
+            f"the connection's driver is {con.dialect.driver!r}; frames needs psycopg 3 or psycopg2: "
+            "make the engine from a postgresql://, postgresql+psycopg:// or postgresql+psycopg2:// URL"
         )
-    return conn
+    return Driver(conn)
 
 
 def url_conninfo(url: URL) -> str:
@@ -99,23 +237,17 @@ def _option(name: str, value: str) -> str:
     return f"-c {name}=" + re.sub(r"([\\\s])", r"\\\1", value)
 
 
-def session_conninfo(conn: psycopg.Connection) -> str:
+def session_conninfo(conn: Driver) -> str:
     """A libpq ``key=value`` string for a new connection that sees what ``conn``'s session sees."""
-    params = conn.info.get_parameters()
-    params.pop("options", None)  # the settings below include what it set
+    params = conn.parameters()
     with conn.transaction(), conn.cursor() as cursor:  # its own transaction: no idle one left open
-        settings = cursor.execute(_SESSION_SETTINGS, [conn.info.user]).fetchall()
-    if "hostaddr" in params:
-        params["hostaddr"] = conn.info.hostaddr
-    # The server it is on, not a list to pick from again: a new connection might pick another.
-    params.update(host=conn.info.host, port=str(conn.info.port), dbname=conn.info.dbname, user=conn.info.user,
-                  password=conn.info.password or None, options=" ".join(_option(n, v) for _, n, v in settings))
-    return make_conninfo(**params)
+        settings = conn.execute(cursor, _SESSION_SETTINGS, [params["user"]]).fetchall()
+    return make_conninfo(**params, options=" ".join(_option(n, v) for _, n, v in settings))
 
 
 @contextlib.contextmanager
-def psycopg_connection(con: db.Connectable) -> Iterator[tuple[psycopg.Connection, str | None]]:
-    """A psycopg connection, and the conninfo for ADBC: None when it is the caller's connection."""
+def driver_connection(con: db.Connectable) -> Iterator[tuple[Driver, str | None]]:
+    """A driver connection, and the conninfo for ADBC: None when it is the caller's connection."""
     if isinstance(con, sa.Connection):
         yield driver(con), None
         return
@@ -134,4 +266,4 @@ def psycopg_connection(con: db.Connectable) -> Iterator[tuple[psycopg.Connection
     except psycopg.Error as err:
         raise db.unavailable(url, err) from err
     with own:
-        yield own, session_conninfo(own)
+        yield Driver(own), session_conninfo(Driver(own))

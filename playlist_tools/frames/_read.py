@@ -4,9 +4,10 @@ Private to :mod:`playlist_tools.frames`, whose
 :func:`~playlist_tools.frames.read_frame` and
 :func:`~playlist_tools.frames.to_parquet` are the public face; the types
 come from its ``_types`` map. The result's columns are described first
-(psycopg, ``LIMIT 0``), then the rows travel through ADBC's binary
+(the driver's, ``LIMIT 0``), then the rows travel through ADBC's binary
 ``COPY`` (a big table as several ``ctid`` ranges on one snapshot), or
-through psycopg inside a caller's ``Connection``. Each batch is checked as
+through the caller's ``Connection`` (psycopg 3 or psycopg2) inside its
+transaction. Each batch is checked as
 it arrives (dates and timestamps within years 1 to 9999, the same integers
 on both paths) before it becomes the result's types.
 """
@@ -19,12 +20,11 @@ import numbers
 import re
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import adbc_driver_manager
 import pandas as pd
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -32,9 +32,9 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from playlist_tools import db
 from playlist_tools.errors import FrameError, first_line
-from playlist_tools.frames._dates import check_years, wire_cursor
-from playlist_tools.frames._driver import IDENTIFIER, PYFORMAT, psycopg_connection, quote, table_name
-from playlist_tools.frames._sql import sql_text
+from playlist_tools.frames._dates import check_years, integer_sql
+from playlist_tools.frames._driver import ERRORS, IDENTIFIER, PYFORMAT, Driver, driver_connection, quote, table_name
+from playlist_tools.frames._sql import more_than_one_statement, sql_text
 from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal, pandas_dtype
 
 Query = str | sa.Select | sa.TextClause | sa.Table | type
@@ -43,7 +43,7 @@ Query = str | sa.Select | sa.TextClause | sa.Table | type
 _DOLLAR = pg_dialect.dialect(paramstyle="numeric_dollar")  # ADBC's
 _PARALLEL_MIN_PAGES = 4096  # 32 MB: below that, extra connections cost more than they save
 _BIGINT_DIGITS = 18  # every integer of 18 digits fits an int8
-_PSYCOPG_BATCH_ROWS = 100_000  # rows built into one Arrow batch on the psycopg path, so memory stays bounded
+_DRIVER_BATCH_ROWS = 100_000  # rows built into one Arrow batch through a caller's connection, so memory stays bounded
 _MESSAGE_CHARS = 120  # of a server's message, which may quote a parameter's whole value
 
 
@@ -102,6 +102,9 @@ class _Source:
         if not isinstance(statement, (sa.TextClause, sa.Select)):
             raise FrameError(f"cannot read {query!r:.80}; pass SQL text, a select(), a table name or a model")
         if isinstance(statement, sa.TextClause):
+            if more_than_one_statement(statement.text):
+                raise FrameError(f"cannot read query {statement.text[:80]!r}: it holds more than one statement; "
+                                 "pass one SELECT query (run the others with connection.exec_driver_sql)")
             # text() would quietly send NULL for a placeholder without a value.
             missing = [name for name in statement.compile().binds if name not in (params or {})]
             if missing:
@@ -131,28 +134,27 @@ def _select(source: str, columns: list[_Column], where: str = "") -> str:
     return f"SELECT {exprs} FROM {source} AS _q({aliases}){where}"
 
 
-def _describe(conn: psycopg.Connection, source: _Source) -> tuple[list[_Column], int]:
+def _describe(conn: Driver, source: _Source) -> tuple[list[_Column], int]:
     """The result's columns, from the server without running the query, and the table's pages."""
     sql, params = source.sql(PYFORMAT)
     try:
         # transaction(): a savepoint inside a caller's transaction, so a bad query doesn't doom it.
-        # binary=True: the extended protocol, which refuses a second statement smuggled into the text.
-        with conn.transaction(), conn.cursor(binary=True) as cursor:
-            cursor.execute(f"SELECT * FROM {sql} AS _q LIMIT 0", params)
-            description = cursor.description or []
+        # A second statement in text is refused in _Source.of (psycopg2 would run it); psycopg's binary cursor is
+        # the extended protocol, which refuses one too.
+        with conn.transaction(), conn.cursor() as cursor:
+            description = conn.described(conn.execute(cursor, f"SELECT * FROM {sql} AS _q LIMIT 0", params))
             pages = 0
             if source.table is not None:
                 size = "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int"
-                cursor.execute(size, [source.table])
-                pages = int(cursor.fetchone()[0])  # type: ignore[index]
-    except psycopg.Error as err:
+                pages = int(conn.execute(cursor, size, [source.table]).fetchone()[0])
+    except ERRORS as err:
         what = f"table {source.table}" if source.table else f"query {str(source.statement)[:80]!r}"
         hint = "; write CAST(:name AS type), not :name::type" if re.search(r":\w+::", str(source.statement)) else ""
         raise FrameError(
             f"cannot read {what}: {_short(first_line(err))}{hint}; pass an existing table or model, "
             "or one SELECT query with :name placeholders and params="
         ) from err
-    return [_column(i, d.name, d.type_code, d.precision, d.scale) for i, d in enumerate(description)], pages
+    return [_column(i, *d) for i, d in enumerate(description)], pages
 
 
 # -- fetching it -------------------------------------------------------------------------
@@ -193,19 +195,16 @@ def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, par
     yield from batches
 
 
-def _psycopg(
-    conn: psycopg.Connection, sql: str, params: dict[str, Any], columns: list[_Column], rows: int
+def _driver_rows(
+    conn: Driver, sql: str, params: dict[str, Any], columns: list[_Column], rows: int
 ) -> Iterator[pa.RecordBatch]:
+    """The rows through the caller's connection, inside its transaction, as batches of ``rows`` rows."""
     schema = _schema(columns, "wire")
-    with conn.transaction(), wire_cursor(conn) as cursor:
-        stream = cursor.stream(sql, params, size=min(rows, 10_000))
-        try:
-            while chunk := list(itertools.islice(stream, rows)):
-                by_column = zip(*chunk, strict=True)
-                arrays = [pa.array(values, spec.wire) for values, spec in zip(by_column, columns, strict=True)]
-                yield _finish(pa.RecordBatch.from_arrays(arrays, schema=schema), columns)
-        finally:
-            stream.close()  # psycopg cancels a stream left half-read; the connection is free again
+    with conn.transaction():
+        for chunk in conn.chunks(sql, params, rows):
+            by_column = zip(*chunk, strict=True)
+            arrays = [pa.array(values, spec.wire) for values, spec in zip(by_column, columns, strict=True)]
+            yield _finish(pa.RecordBatch.from_arrays(arrays, schema=schema), columns)
 
 
 def _schema(columns: list[_Column], which: str = "final") -> pa.Schema:
@@ -249,12 +248,14 @@ def arrow_tables(
     whole table be read over that many connections at once.
     """
     source = _Source.of(query, params)
-    with psycopg_connection(con) as (conn, uri):
+    with driver_connection(con) as (conn, uri):
         columns, pages = _describe(conn, source)
         if uri is None:
             sql, args = source.sql(PYFORMAT)
-            batch_rows = _PSYCOPG_BATCH_ROWS if rows is None else min(rows, _PSYCOPG_BATCH_ROWS)
-            batches = _psycopg(conn, _select(sql, columns), args, columns, batch_rows)
+            batch_rows = _DRIVER_BATCH_ROWS if rows is None else min(rows, _DRIVER_BATCH_ROWS)
+            # psycopg2 has no binary results: its dates and timestamps travel as the integers psycopg's loaders make
+            wired = columns if conn.psycopg3 else [replace(c, expr=integer_sql(c.expr, c.wire)) for c in columns]
+            batches = _driver_rows(conn, _select(sql, wired), args, columns, batch_rows)
         elif source.table is not None and parts > 1 and pages >= _PARALLEL_MIN_PAGES:
             batches = _adbc_parallel(uri, source.table, columns, pages, parts)
         else:
@@ -268,7 +269,7 @@ def arrow_tables(
                 for table in _tables_of(batches, _schema(columns), rows):
                     yield table, columns
         # pyarrow reports ADBC's errors in the middle of a stream as OSError.
-        except (psycopg.Error, adbc_driver_manager.Error, OSError, pa.ArrowException) as err:
+        except (*ERRORS, adbc_driver_manager.Error, OSError, pa.ArrowException) as err:
             raise FrameError(f"reading the result failed: {_short(first_line(err))}; nothing was changed") from err
 
 

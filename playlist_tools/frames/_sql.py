@@ -14,6 +14,7 @@ SELECT '\\:b' AS x, :b AS y -- pasted from psql
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 
@@ -41,16 +42,8 @@ def _block_end(sql: str, start: int) -> int:
     return len(sql)
 
 
-def sql_text(sql: str) -> str:
-    """SQL text for :func:`sqlalchemy.text`: ``:name`` only outside quotes and comments, no trailing ``;``.
-
-    A colon inside a string, a quoted name, a dollar-quoted body or a
-    comment is escaped (``\\:``, which ``text()`` turns back into ``:``),
-    so ``SELECT ':b'`` asks for no parameter. One ``;`` after the last
-    statement, as pasted from psql, is dropped.
-    """
-    pieces: list[str] = []
-    semicolon = None  # index in pieces of a ';' with nothing but white space and comments after it
+def _pieces(sql: str) -> Iterator[tuple[str | None, str]]:
+    """``sql`` cut into comments, literals, words and single characters (kind None), in order."""
     pos = 0
     while pos < len(sql):
         match = _TOKEN.match(sql, pos)
@@ -64,16 +57,50 @@ def sql_text(sql: str) -> str:
             end = len(sql) if close < 0 else close + len(match.group())
         else:
             end = match.end()
-        piece = sql[pos:end]
+        yield kind, sql[pos:end]
+        pos = end
+
+
+def sql_text(sql: str) -> str:
+    """SQL text for :func:`sqlalchemy.text`: ``:name`` only outside quotes and comments, no trailing ``;``.
+
+    A colon inside a string, a quoted name, a dollar-quoted body or a
+    comment is escaped (``\\:``, which ``text()`` turns back into ``:``),
+    so ``SELECT ':b'`` asks for no parameter. One ``;`` after the last
+    statement, as pasted from psql, is dropped.
+    """
+    pieces: list[str] = []
+    semicolon = None  # index in pieces of a ';' with nothing but white space and comments after it
+    for kind, piece in _pieces(sql):
         if kind is None and piece == ";":
             semicolon = len(pieces)
         elif kind not in ("line", "block") and not piece.isspace():
             semicolon = None
         pieces.append(piece if kind in (None, "word") else piece.replace(":", "\\:"))
-        pos = end
     if semicolon is not None:
         pieces[semicolon] = ""
     return "".join(pieces).rstrip()
+
+
+def more_than_one_statement(sql: str) -> bool:
+    """Whether ``sql`` goes on after a ``;`` outside literals and comments (one trailing ``;`` is fine).
+
+    psycopg2 sends text with the simple protocol, where the server would run
+    a second statement; this lets frames refuse one alike for every driver.
+
+    Examples
+    --------
+    >>> more_than_one_statement("SELECT ';' AS x; -- psql"), more_than_one_statement("SELECT 1) a; DROP TABLE t; (1")
+    (False, True)
+    """
+    ended = False
+    for kind, piece in _pieces(sql):
+        if kind in ("line", "block") or piece.isspace():
+            continue
+        if ended:
+            return True
+        ended = kind is None and piece == ";"
+    return False
 
 
 def placeholders(sql: str) -> list[str]:

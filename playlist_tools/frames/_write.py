@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -37,8 +38,9 @@ import sqlalchemy as sa
 from playlist_tools import db
 from playlist_tools.errors import FrameError, first_line
 from playlist_tools.frames._copy import Refused, Target, advice, convert
-from playlist_tools.frames._driver import driver, quote, table_name
+from playlist_tools.frames._driver import ERRORS, Driver, driver, quote, sqlstate, table_name
 
+_UNDEFINED_TABLE = "42P01"
 _KINDS = ("integer", "floating", "decimal", "boolean", "date32", "timestamp", "string", "large_string")
 # What may go into what: numbers into numbers (a safe cast checks range and
 # fractions), everything else only into its own kind; text is for text, json, uuid...
@@ -161,16 +163,17 @@ def _validate(df: pd.DataFrame, name: str, live: list[tuple[Any, ...]]) -> tuple
     return arrays, problems
 
 
-def _server_says(err: psycopg.Error) -> str:
+def _server_says(err: Exception) -> str:
     """The server's first line, its detail, and where in the COPY it was (the last line of its context)."""
-    where = (err.diag.context or "").strip().splitlines()[-1:]
-    said = "; ".join(filter(None, [err.diag.message_detail, *where]))
+    diag = err.diag  # type: ignore[attr-defined]
+    where = (diag.context or "").strip().splitlines()[-1:]
+    said = "; ".join(filter(None, [diag.message_detail, *where]))
     return first_line(err) + (f" ({said})" if said else "")
 
 
 @contextlib.contextmanager
-def _transaction(con: db.Connectable, what: str) -> Iterator[psycopg.Connection]:
-    """psycopg inside a transaction we commit, or inside a savepoint of the caller's transaction.
+def _transaction(con: db.Connectable, what: str) -> Iterator[Driver]:
+    """The driver inside a transaction we commit, or inside a savepoint of the caller's transaction.
 
     A connection lost on the way is one :class:`FrameError`; the server rolls
     back what it had not committed, so only a loss during our own ``COMMIT``
@@ -185,17 +188,25 @@ def _transaction(con: db.Connectable, what: str) -> Iterator[psycopg.Connection]
             conn = driver(connection)
             yield conn
             committing = not callers  # releasing a savepoint commits nothing
-    except (sa.exc.DBAPIError, psycopg.OperationalError, FrameError) as err:
-        if conn is None or not (conn.broken or conn.closed):
+    except (sa.exc.DBAPIError, psycopg.OperationalError, psycopg2.OperationalError, FrameError) as err:
+        if conn is None or not conn.broken:
             raise
         first: BaseException = err  # the driver's own first complaint, not SQLAlchemy's "connection is lost" after it
-        while isinstance(first.__context__, (psycopg.Error, sa.exc.DBAPIError, FrameError)):
+        while isinstance(first.__context__, (*ERRORS, sa.exc.DBAPIError, FrameError)):
             first = first.__context__
         reason = first_line(getattr(first, "orig", None) or first)
         outcome = ("the rows may or may not have been committed: look before writing again" if committing
                    else "nothing was written, and the open transaction is gone: begin again" if callers
                    else "nothing was written: write again")
         raise FrameError(f"{what} failed: the connection was lost ({reason}); {outcome}") from err
+
+
+def _csv(data: pa.Table) -> Iterator[pa.Buffer]:
+    """The rows as COPY's CSV, 65,536 at a time: pyarrow writes NULL as nothing and "" quoted, as COPY means."""
+    for batch in data.to_batches(max_chunksize=65_536):
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+        yield sink.getvalue()
 
 
 def write(df: pd.DataFrame, table: str | sa.Table | type, con: db.Connectable, if_exists: str) -> int:
@@ -208,17 +219,17 @@ def write(df: pd.DataFrame, table: str | sa.Table | type, con: db.Connectable, i
         if if_exists != "append":
             try:  # before anything else: see the module docstring
                 cursor.execute(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE")
-            except psycopg.errors.UndefinedTable as err:
-                raise FrameError(missing) from err
-            except psycopg.errors.Error as err:
+            except ERRORS as err:
+                if sqlstate(err) == _UNDEFINED_TABLE:
+                    raise FrameError(missing) from err
                 raise FrameError(f"cannot lock {name} for if_exists={if_exists!r}: {first_line(err)}") from err
-        live = cursor.execute(_LIVE_COLUMNS, {"table": name}).fetchall()
+        live = conn.execute(cursor, _LIVE_COLUMNS, {"table": name}).fetchall()
         if not live:
             raise FrameError(missing)
         arrays, problems = _validate(df, name, live)
         if problems:
             raise FrameError(f"cannot write to {name}: " + "; ".join(problems))
-        if if_exists == "fail" and cursor.execute(f"SELECT EXISTS (SELECT FROM {name})").fetchone()[0]:  # type: ignore[index]
+        if if_exists == "fail" and conn.execute(cursor, f"SELECT EXISTS (SELECT FROM {name})").fetchone()[0]:
             raise FrameError(f"table {name} already has rows; pass if_exists='append' or 'replace'")
         data = pa.Table.from_arrays(arrays, names=[str(c) for c in df.columns])
         sequences = [str(row[0]) for row in live if row[7] and row[0] in df.columns]
@@ -226,17 +237,12 @@ def write(df: pd.DataFrame, table: str | sa.Table | type, con: db.Connectable, i
             if if_exists == "replace":
                 cursor.execute(f"DELETE FROM {name}")
             columns = ", ".join(quote(str(c)) for c in df.columns)
-            with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-                for batch in data.to_batches(max_chunksize=65_536):
-                    sink = pa.BufferOutputStream()
-                    # pyarrow writes NULL as nothing and "" quoted, which is what COPY's CSV means.
-                    pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
-                    copy.write(sink.getvalue())
+            conn.copy_in(cursor, f"COPY {name} ({columns}) FROM STDIN (FORMAT csv)", _csv(data))
             for column in sequences:
                 largest = pc.max(data.column(column)).as_py()
                 if largest is not None:
                     cursor.execute(*advance_sequence(name, column, largest))
-        except psycopg.Error as err:
+        except ERRORS as err:
             if conn.broken:
                 raise  # _transaction says it in its own words
             raise FrameError(f"writing {len(df)} rows to {name} failed: {_server_says(err)}; "
