@@ -8,7 +8,9 @@ notebooks can all drive the same migrations:
   caller owns it); else an engine is made by ``playlist_tools.db``, i.e. on
   ``$DATABASE_URL`` or the embedded server, and disposed of here;
 * the target metadata is ``config.attributes["target_metadata"]`` when
-  given, else ``playlist_tools.models.Base.metadata``;
+  given, else ``Base.metadata`` of the file the ini's ``models`` option
+  names (a workspace's ``models.py``), else ``playlist_tools.models``;
+* a new revision typed without ``--rev-id`` gets the next readable id;
 * ``config.attributes["on_version_apply"]`` (callables) hears of each
   revision this run applies, inside the migration lock;
 * every migration runs in its own transaction, with ``lock_timeout`` set,
@@ -27,7 +29,6 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from playlist_tools import models
 from playlist_tools.migrations import _env
 
 config = context.config
@@ -35,16 +36,14 @@ config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = config.attributes.get("target_metadata", models.Base.metadata)
-
-
 def _configure(**kwargs: object) -> None:
     context.configure(
-        target_metadata=target_metadata,
+        target_metadata=_env.target_metadata(config),  # inside cli_errors: a bad models file is one line
         compare_type=True,
         include_object=_env.include_object,
         transaction_per_migration=True,
         on_version_apply=config.attributes.get("on_version_apply", ()),
+        process_revision_directives=_env.process_revision_directives,
         **kwargs,  # type: ignore[arg-type]
     )
 

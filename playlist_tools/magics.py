@@ -12,8 +12,12 @@
   ``$DATABASE_URL``, else the embedded server.
 * ``%alembic ARGS``: the real Alembic command line, run in-process on the
   current workspace's ``alembic.ini`` and database (else the repo's),
-  printing exactly what ``alembic ARGS`` prints, with the workspace's
-  folder left out of paths so the output is the same on every run.
+  printing exactly what ``alembic ARGS`` prints in a terminal (its log
+  lines included, on the cell's standard output in the order they come),
+  with the workspace's folder left out of paths so the output is the same
+  on every run.
+  ``revision`` and ``merge`` without ``--rev-id`` get the next readable
+  id (``0006`` after ``0005``), never a random one.
 * Display: nothing to set. pandas already shows DataFrames in JupyterLab
   as HTML tables of at most 60 rows and 20 columns; notebooks keep those
   defaults rather than hiding set-up cells of their own.
@@ -122,20 +126,24 @@ class PlaylistMagics(Magics):
 
         workspace = current_workspace()
         argv = shlex.split(line)
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        # One stream, as a terminal interleaves them: Alembic's log lines (stderr) between its output (stdout),
+        # shown as the cell's text rather than as the red boxes JupyterLab gives stderr, which means errors.
+        both = io.StringIO()
+        with contextlib.redirect_stdout(both), contextlib.redirect_stderr(both):
             _run_alembic(argv, workspace)
-        for text, stream in ((out.getvalue(), sys.stdout), (err.getvalue(), sys.stderr)):
-            if workspace is not None:
-                text = text.replace(f"{workspace.directory}/", "")
-            stream.write(text)
+        text = both.getvalue()
+        if workspace is not None:
+            text = text.replace(f"{workspace.directory}/", "")
+        sys.stdout.write(text)
 
 
 def _run_alembic(argv: list[str], workspace: Any) -> None:
     """``alembic.config.main`` with the workspace's ini and database filled in; exits are kept in."""
     from alembic.config import CommandLine, Config
+    from alembic.script import ScriptDirectory
 
     from playlist_tools.migrations import REPO_ROOT
+    from playlist_tools.migrations._revisions import next_id
 
     command_line = CommandLine(prog="alembic")
     try:
@@ -150,6 +158,10 @@ def _run_alembic(argv: list[str], workspace: Any) -> None:
             config.attributes.update(
                 (key, value) for key, value in workspace.config.attributes.items() if key in ("url", "target_metadata")
             )
+        if getattr(options, "rev_id", "n/a") is None:
+            # revision and merge without --rev-id: the next readable id, as env.py gives autogenerate
+            # on the plain CLI; hand-written revisions and merges never run env.py's hook.
+            options.rev_id = next_id(ScriptDirectory.from_config(config))
         command_line.run_cmd(config, options)
     except SystemExit:
         pass  # argparse and alembic's FAILED: line have said why, as the CLI does

@@ -7,7 +7,9 @@ in the repo. A workspace holds:
 * a temporary directory with a copy of ``alembic.ini`` and ``alembic/``
   (``env.py``, ``script.py.mako``) whose ``versions/`` holds the committed
   revisions up to ``upto`` only: ``"base"`` for an empty history, so a
-  notebook can autogenerate "Initial migration" itself;
+  notebook can autogenerate "Initial migration" itself; next to them a
+  ``models.py`` with the models as they are at ``upto`` (:func:`models_source`),
+  where ``env.py`` takes its ``target_metadata`` from, as in a project of your own;
 * ``config``, the Alembic config that ties the two together, for every
   function in :mod:`playlist_tools.migrations`.
 
@@ -16,16 +18,11 @@ deletes the directory. Notebooks call it in their last cell; a
 ``weakref.finalize`` does it anyway when the workspace is garbage
 collected or the kernel exits. Tests use ``with``.
 
-A kernel that is killed (``SIGKILL``, a crash, "Restart kernel" on a hung
-one) runs no finalizer, so every workspace records its owner: host name,
-pid and the process's start time (a later process that reuses the pid
-starts later), in :data:`OWNER_FILE` inside its folder and in the
-database's ``COMMENT``. :meth:`Workspace.open` first calls :func:`sweep`,
-which drops every ``pt_workspace_*`` database we own and deletes every
-``playlist-tools-workspace-*`` folder in the temp directory whose recorded
-owner was a process of *this* host that no longer runs. A workspace whose
-owner is alive, runs on another host, or recorded no owner (made by an
-older version, or by someone else) is left alone.
+A killed kernel runs no finalizer, so every workspace records its owner
+(host, pid, process start time) in :data:`OWNER_FILE` and in the database's
+``COMMENT``; :meth:`Workspace.open` first calls :func:`sweep`, which removes
+the ``pt_workspace_*`` databases and ``playlist-tools-workspace-*`` folders
+whose owner was a process of *this* host that no longer runs, and nothing else.
 
 Examples
 --------
@@ -43,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import shutil
 import tempfile
 import weakref
@@ -58,7 +56,97 @@ from sqlalchemy.engine import URL, Engine
 from playlist_tools import db, migrations
 from playlist_tools._orphans import DATABASE_PREFIX, FOLDER_PREFIX, OWNER_FILE, admin, record_owner, sweep, this_process
 
-__all__ = ["OWNER_FILE", "Workspace", "current_workspace", "sweep"]
+__all__ = ["OWNER_FILE", "Workspace", "current_workspace", "models_source", "sweep"]
+
+_MODELS = '''"""The models at revision {rev}; alembic/env.py compares the database with Base.metadata from here."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from typing import Optional
+
+from sqlalchemy import (
+    BigInteger, Column, DateTime, ForeignKey, Identity, Integer, MetaData, Numeric, String, Table, Text, func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from playlist_tools.models import NAMING_CONVENTION
+
+
+class Base(DeclarativeBase):
+    # Every index and constraint gets a predictable name, so later migrations can drop it.
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+playlist_song_association = Table(
+    "playlist_song_association",
+    Base.metadata,
+    Column("playlist_id", ForeignKey("playlists.playlist_id", ondelete="CASCADE"), primary_key=True),
+    Column("song_id", ForeignKey("songs.song_id", ondelete="RESTRICT"), primary_key=True, index=True),
+    Column("position", Integer, Identity(), nullable=False),  @since 0003
+)
+
+
+class Song(Base):
+    __tablename__ = "songs"
+
+    song_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    artist: Mapped[Optional[str]] = mapped_column(String(120), index=True)
+    album: Mapped[Optional[str]] = mapped_column(String(160))
+    genre: Mapped[Optional[str]] = mapped_column(String(120))  @before 0005
+    genre: Mapped[Optional[str]] = mapped_column(String(120), index=True)  @since 0005
+    composer: Mapped[Optional[str]] = mapped_column(String(220))
+    media_type: Mapped[Optional[str]] = mapped_column(String(120))  @before 0004
+    file_format: Mapped[Optional[str]] = mapped_column(String(120))  @since 0004
+    duration_ms: Mapped[Optional[int]] = mapped_column(Integer)
+    size_bytes: Mapped[Optional[int]] = mapped_column(BigInteger)
+    unit_price: Mapped[Optional[decimal.Decimal]] = mapped_column(Numeric(10, 2))
+
+    playlists: Mapped[list[Playlist]] = relationship(
+        secondary=playlist_song_association, back_populates="songs", order_by="Playlist.playlist_id"
+    )
+
+
+class Playlist(Base):
+    __tablename__ = "playlists"
+
+    playlist_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(120), index=True)
+    description: Mapped[Optional[str]] = mapped_column(Text)  @since 0002
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    songs: Mapped[list[Song]] = relationship(
+        secondary=playlist_song_association, back_populates="playlists", order_by="Song.song_id"  @before 0003
+        secondary=playlist_song_association, back_populates="playlists",  @since 0003
+        order_by=playlist_song_association.c.position,  @since 0003
+    )
+'''
+"""The package's models (``playlist_tools.models``) as each committed revision has them; ``@`` tags pick lines."""
+
+_TAG = re.compile(r"\s+@(since|before) (\d{4})$")
+
+
+def models_source(rev: str) -> str:
+    """The text of the ``models.py`` that matches committed revision ``rev`` (``"base"``: those of 0001).
+    An id the tags do not know (one of your own) gets the latest models.
+
+    Examples
+    --------
+    >>> "description" in models_source("0001"), "description" in models_source("0002")
+    (False, True)
+    >>> [line.split(":")[0].strip() for line in models_source("base").splitlines() if "media_type" in line]
+    ['media_type']
+    """
+    at = "0001" if rev == "base" else rev if rev.isdigit() else "9999"
+    kept = []
+    for line in _MODELS.format(rev=rev).splitlines():
+        tag = _TAG.search(line)
+        if tag is None or (at >= tag[2]) == (tag[1] == "since"):
+            kept.append(line[: tag.start()] if tag else line)
+    return "\n".join(kept) + "\n"
+
 
 _opened = itertools.count()  # which workspace is the newest: %sql and %alembic use it
 _open: weakref.WeakSet[Workspace] = weakref.WeakSet()
@@ -79,7 +167,6 @@ def current_workspace() -> Workspace | None:
     return max(alive, key=lambda ws: ws._serial, default=None)
 
 
-
 class Workspace:
     """A fresh database plus a scratch copy of the migrations folder.
 
@@ -90,8 +177,8 @@ class Workspace:
         ``"head"`` (all), ``"base"`` (none), or an id such as ``"0001"``.
     metadata : sqlalchemy.MetaData, optional
         The models autogenerate compares with (``target_metadata``);
-        default the package's models. Notebooks pass the models as the
-        tutorial has them at their step.
+        default ``Base.metadata`` of the workspace's ``models.py``, read
+        afresh by every command, so edits to the file count.
     url : str, URL or None
         Any database on the server to use (see ``playlist_tools.db.resolve_url``).
     source : alembic.config.Config, optional
@@ -105,6 +192,9 @@ class Workspace:
         The temporary folder holding ``alembic.ini`` and ``alembic/``.
     versions : pathlib.Path
         ``directory / "alembic" / "versions"``, where new revisions are written.
+    models : pathlib.Path
+        ``directory / "models.py"``: the models as they are at ``upto`` (at 0001 for
+        ``"base"``), which autogenerate compares with; edit it as you would your own.
     config : alembic.config.Config
         Pass it to every :mod:`playlist_tools.migrations` function.
 
@@ -112,11 +202,6 @@ class Workspace:
     ------
     RevisionError
         When ``upto`` names no committed revision; nothing is created then.
-
-    Notes
-    -----
-    Opening one first runs :func:`sweep`: workspaces of killed processes
-    on this host are dropped, never one whose owner runs or is elsewhere.
     """
 
     def __init__(
@@ -151,6 +236,7 @@ class Workspace:
             self.close()
             raise
         self.versions = self.directory / "alembic" / "versions"
+        self.models = self.directory / "models.py"
         self.config = migrations.config(self.url, metadata=metadata, ini=self.directory / "alembic.ini")
         self._engine: Engine | None = None
         self._serial = next(_opened)
@@ -158,10 +244,7 @@ class Workspace:
 
     @classmethod
     def open(cls, upto: str = "head", **options: Any) -> Workspace:
-        """Create a workspace: ``Workspace(upto, **options)``, which reads better in a notebook.
-
-        ``options`` are the class's keyword parameters: ``metadata``, ``url``, ``source``.
-        """
+        """``Workspace(upto, **options)`` (``metadata``, ``url``, ``source``), which reads better in a notebook."""
         return cls(upto, **options)
 
     def _copy(self, alembic_dir: Path, ini: Path, revisions: list[Path]) -> None:
@@ -170,8 +253,18 @@ class Workspace:
         (target / "versions").mkdir()
         for path in revisions:
             shutil.copy2(path, target / "versions" / path.name)
-        # The ini says script_location = %(here)s/alembic, so the copy points at the copy.
-        shutil.copy2(ini, self.directory / "alembic.ini")
+        # The ini says script_location = %(here)s/alembic, so the copy points at the copy; `models` makes it
+        # a reader's own project: env.py takes Base.metadata from models.py next to it.
+        text = ini.read_text().replace("[alembic]\n", "[alembic]\nmodels = %(here)s/models.py\n", 1)
+        # autogenerate logs its "Detected sequence" INFO lines in set order, which differs between runs.
+        text = text.replace("keys = root,sqlalchemy,alembic\n", "keys = root,sqlalchemy,alembic,pg\n", 1)
+        text += "\n[logger_pg]\nlevel = WARNING\nhandlers =\nqualname = alembic.ddl.postgresql\n"
+        (self.directory / "alembic.ini").write_text(text)
+        (self.directory / "models.py").write_text(models_source(self._models_rev(revisions)))
+
+    def _models_rev(self, revisions: list[Path]) -> str:
+        """The revision whose models go into models.py: the last one copied; 0001's for ``"base"``."""
+        return revisions[-1].name.split("_", 1)[0] if revisions else "base"
 
     @property
     def engine(self) -> Engine:

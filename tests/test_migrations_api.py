@@ -245,6 +245,11 @@ def test_revision_writes_into_the_workspace_only() -> None:
     before = repo_versions()
     with Workspace.open(upto="0001") as ws:
         migrations.upgrade(ws.config)
+        # The tutorial's step: the reader adds Playlist.description to the workspace's models.py.
+        title = "    title: Mapped[str] = mapped_column(String(120), index=True)\n"
+        added = title + "    description: Mapped[Optional[str]] = mapped_column(Text)\n"
+        assert title in ws.models.read_text()
+        ws.models.write_text(ws.models.read_text().replace(title, added))
         script = migrations.revision(ws.config, "Added description to Playlist")
         assert script.revision == "0002" and script.down_revision == "0001"
         path = Path(script.path)

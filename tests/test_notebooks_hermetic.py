@@ -23,8 +23,11 @@ from playlist_tools import db
 from helpers import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
-WALKTHROUGH = ["01-setup.ipynb", "02-the-initial-migration.ipynb", "07-models-and-database-in-sync.ipynb"]
-"""The notebooks that make a workspace and write revisions into it (05 and 06 only read theirs)."""
+WALKTHROUGH = [
+    "01-setup.ipynb", "02-the-initial-migration.ipynb",
+    "04-adding-a-column.ipynb", "07-models-and-database-in-sync.ipynb",
+]
+"""The notebooks that make a workspace and write revisions or models.py into it (05 and 06 only read theirs)."""
 
 
 def repo_changes() -> str:

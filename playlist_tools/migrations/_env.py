@@ -6,7 +6,11 @@ ours live here, where they are typed, documented and tested:
 * :func:`connection`: the caller's connection or engine from
   ``config.attributes["connection"]``, else one of our own (see
   :func:`playlist_tools.migrations._config.connection`);
+* :func:`target_metadata`: the caller's metadata, else ``Base.metadata`` of the
+  ``models`` file the ini names (a workspace's ``models.py``), else the package's models;
 * :func:`include_object`: autogenerate leaves tables the models don't know alone;
+* :func:`process_revision_directives`: ``alembic revision`` without ``--rev-id``
+  gets the next readable id (``0006`` after ``0005``), never a random one;
 * :func:`migrating`: the migration lock and ``lock_timeout`` around a run,
   and one line for a migration the database refused;
 * :func:`offline_url` and :func:`lock_timeout_sql` for ``--sql`` output;
@@ -22,13 +26,19 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import itertools
 import logging
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 
 from playlist_tools import db
@@ -36,7 +46,10 @@ from playlist_tools.errors import MigrationError, first_line
 from playlist_tools.migrations import _config, locks
 from playlist_tools.migrations._errors import cli_errors, one_line
 
-__all__ = ["cli_errors", "connection", "include_object", "lock_timeout_sql", "migrating", "offline_url"]
+__all__ = [
+    "cli_errors", "connection", "include_object", "lock_timeout_sql", "migrating", "offline_url",
+    "process_revision_directives", "target_metadata",
+]
 
 MIGRATIONS_APPLICATION_NAME = f"{db.APPLICATION_NAME} migrations"
 """``application_name`` of our migration connections, so ``pg_stat_activity`` tells them from notebooks."""
@@ -47,6 +60,57 @@ _log = logging.getLogger("alembic.env")
 def connection(config: Config) -> contextlib.AbstractContextManager[Connection]:
     """The connection migrations run on; only what is opened here is closed here."""
     return _config.connection(config, application_name=MIGRATIONS_APPLICATION_NAME)
+
+
+_loads = itertools.count()
+
+
+def target_metadata(config: Config) -> sa.MetaData:
+    """What autogenerate compares with: ``attributes["target_metadata"]``, else the ini's ``models`` file.
+
+    A workspace's ini says ``models = %(here)s/models.py``; that file is read
+    afresh each time (so an edit counts) and its ``Base.metadata`` is used.
+    An ini without ``models`` (the repo's) means ``playlist_tools.models``.
+    """
+    given = config.attributes.get("target_metadata")
+    if given is not None:
+        return given
+    path = config.get_main_option("models")
+    if not path:
+        from playlist_tools import models
+
+        return models.Base.metadata
+    name = f"_playlist_tools_models_{next(_loads)}"  # a new module each time: never a stale cached one
+    spec = importlib.util.spec_from_file_location(name, Path(path))
+    if spec is None or spec.loader is None or not Path(path).is_file():
+        raise MigrationError(f"models = {path} in the ini names no Python file; point it at your models.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # SQLAlchemy resolves Mapped["..."] annotations through sys.modules
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    base = getattr(module, "Base", None)
+    if base is None or not isinstance(getattr(base, "metadata", None), sa.MetaData):
+        raise MigrationError(f"{path} defines no Base with a metadata; declare your models on a DeclarativeBase")
+    return base.metadata
+
+
+def process_revision_directives(context: MigrationContext, revision: Any, directives: list[Any]) -> None:
+    """A revision typed without ``--rev-id`` gets the next readable id, as ``migrations.revision`` gives.
+
+    Only the command line's choice is replaced (``cmd_opts.rev_id`` is ``None``);
+    an id typed, or passed by :func:`playlist_tools.migrations.revision`, stays.
+    """
+    config = context.config
+    options = config.cmd_opts if config is not None else None
+    if options is None or not hasattr(options, "rev_id") or options.rev_id is not None:
+        return
+    from playlist_tools.migrations._revisions import next_id
+
+    first = int(next_id(ScriptDirectory.from_config(config)))
+    for offset, directive in enumerate(directives):
+        directive.rev_id = f"{first + offset:04d}"
 
 
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
