@@ -20,6 +20,19 @@ from playlist_tools import db
 from helpers import REPO_ROOT
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep pytest-alembic's ``--test-alembic`` collector out; its tests are imported by name instead.
+
+    That collector (pytest-alembic 0.13.1, and its main branch) binds to this
+    file and sets ``self._nodeid``, which pytest 9.2 no longer has: every run
+    that collects ``tests/`` would fail with ``AttributeError: 'TestCollector'
+    object has no attribute '_nodeid'``. Blocking it by name leaves the
+    plugin's fixtures (``alembic_runner``) in place; ``test_pytest_alembic.py``
+    imports the built-in tests. A no-op when pytest-alembic is not installed.
+    """
+    config.pluginmanager.set_blocked("pytest-alembic")
+
+
 @pytest.fixture(scope="session")
 def server_url() -> URL:
     """The server every test database lives on (started once if embedded)."""
