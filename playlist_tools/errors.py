@@ -28,8 +28,13 @@ __all__ = [
     "SampleError",
     "SchemaError",
     "QueryError",
+    "MESSAGE_LIMIT",
     "first_line",
+    "one_line",
 ]
+
+MESSAGE_LIMIT = 300
+"""The longest message we raise: long enough for the bad value and the fix, never a dump of SQL or data."""
 
 
 def first_line(err: BaseException) -> str:
@@ -106,3 +111,21 @@ class SchemaError(PlaylistToolsError, LookupError):
 
 class QueryError(PlaylistToolsError, LookupError):
     """A playlist or song that is not there, or a title that names several playlists."""
+
+
+def one_line(text: object, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line (each run of whitespace one space), cut to ``limit`` characters.
+
+    What a message quotes of a driver's error, a value or a query goes
+    through this, so that no message dumps a statement or its parameters.
+
+    Examples
+    --------
+    >>> one_line("no such\\n   revision")
+    'no such revision'
+    >>> shown = one_line("x" * 1000)
+    >>> len(shown), shown[-4:]
+    (300, 'x...')
+    """
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -6,15 +6,22 @@ Fixtures live in ``conftest.py``; everything here is imported by name
 
 from __future__ import annotations
 
+import contextlib
+import decimal
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import sqlalchemy as sa
 from alembic.config import Config
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
+
+from playlist_tools import db
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,8 +57,10 @@ def table_rows(engine: Engine, table: str) -> list[tuple[object, ...]]:
         return [tuple(row) for row in connection.execute(sa.text(f'SELECT * FROM "{table}" ORDER BY 1, 2'))]
 
 
-FAILING_REVISION = '''\
-"""Fails halfway, on purpose
+def revision_source(doc: str, upgrade: str, *, rev: str = "0006", down: str = "0005") -> str:
+    """A revision file as ``script.py.mako`` writes one: ``doc`` its message, ``upgrade`` its statements."""
+    body = textwrap.indent(textwrap.dedent(upgrade).strip(), "    ")
+    return f'''"""{doc}
 
 Revision ID: {rev}
 Revises: {down}
@@ -66,16 +75,29 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("playlists", sa.Column("rating", sa.Integer()))
-    op.execute("UPDATE playlists SET title = title || ' (edited)', rating = 5")
-    op.execute("DELETE FROM playlist_song_association")
-    op.create_table("half_done", sa.Column("x", sa.Integer()))
-    op.execute("SELECT 1 / 0")
+{body}
 
 
 def downgrade() -> None:
     pass
 '''
+
+
+FAILS_HALFWAY = """
+    op.add_column("playlists", sa.Column("rating", sa.Integer()))
+    op.execute("UPDATE playlists SET title = title || ' (edited)', rating = 5")
+    op.execute("DELETE FROM playlist_song_association")
+    op.create_table("half_done", sa.Column("x", sa.Integer()))
+    op.execute("SELECT 1 / 0")
+"""
+"""The upgrade of a revision that changes schema and data, then fails: nothing of it may stay."""
+
+
+def add_revision(ini: Path, slug: str, doc: str, upgrade: str, *, rev: str = "0006") -> Path:
+    """Write revision ``rev`` (after the one before it) into the scratch history of ``ini``; its path."""
+    path = ini.parent / "alembic" / "versions" / f"{rev}_{slug}.py"
+    path.write_text(revision_source(doc, upgrade, rev=rev, down=f"{int(rev) - 1:04d}"))
+    return path
 
 
 def scratch_history(tmp_path: Path, *, failing: str | None = "0006") -> Path:
@@ -84,10 +106,7 @@ def scratch_history(tmp_path: Path, *, failing: str | None = "0006") -> Path:
     ini = tmp_path / "alembic.ini"
     ini.write_text((REPO_ROOT / "alembic.ini").read_text())
     if failing:
-        down = f"{int(failing) - 1:04d}"
-        (tmp_path / "alembic" / "versions" / f"{failing}_fails_halfway.py").write_text(
-            FAILING_REVISION.format(rev=failing, down=down)
-        )
+        add_revision(ini, "fails_halfway", "Fails halfway, on purpose", FAILS_HALFWAY, rev=failing)
     return ini
 
 
@@ -109,3 +128,50 @@ def snapshot(engine: Engine) -> dict[str, object]:
             rows = connection.execute(sa.text(f'SELECT * FROM "{table}"')).all()
             state[table] = (columns, indexes, sorted(map(tuple, rows), key=repr))
     return state
+
+
+BIG = 9007199254740993  # 2**53 + 1: a float64 cannot hold it
+
+SONG_DTYPES = {
+    "song_id": "Int32", "title": "string", "artist": "string", "album": "string", "genre": "string",
+    "composer": "string", "file_format": "string", "duration_ms": "Int32", "size_bytes": "Int64",
+    "unit_price": "decimal128(10, 2)[pyarrow]",
+}
+"""The dtypes read_frame gives the songs table, whatever the path or driver."""
+
+
+def fill_two_songs(engine: Engine) -> Engine:
+    """The models' tables, with two songs and a playlist; NULL in every nullable column of the second song."""
+    from playlist_tools.models import Base, Playlist, Song
+
+    Base.metadata.create_all(engine)
+    with engine.begin() as con:
+        con.execute(sa.insert(Song), [
+            {"song_id": 1, "title": "Balls to the Wall", "artist": "Accept", "album": "Balls to the Wall",
+             "genre": "Rock", "composer": "", "file_format": "MPEG audio file", "duration_ms": 342562,
+             "size_bytes": BIG, "unit_price": decimal.Decimal("0.99")},
+            {"song_id": 2, "title": "Último Día", "artist": None, "album": None, "genre": None,
+             "composer": None, "file_format": None, "duration_ms": None, "size_bytes": None, "unit_price": None},
+        ])
+        con.execute(sa.insert(Playlist), [{"playlist_id": 1, "title": "90’s Music", "description": None}])
+    return engine
+
+
+def assert_faithful_songs(songs: pd.DataFrame) -> None:
+    """The two songs of :func:`fill_two_songs`, read back exactly: dtypes, big ints, decimals, '' is not NULL."""
+    assert songs.dtypes.astype(str).to_dict() == SONG_DTYPES
+    assert songs.size_bytes[0] == BIG and songs.size_bytes.isna()[1]
+    assert songs.unit_price[0] == decimal.Decimal("0.99") and songs.unit_price.isna()[1]
+    assert songs.composer[0] == "" and songs.composer.isna()[1]  # empty string is not NULL
+    assert songs.title[1] == "Último Día"
+
+
+@contextlib.contextmanager
+def session_named(url: URL, application_name: str) -> Iterator[Connection]:
+    """A connection that ``pg_stat_activity`` shows as ``application_name``: a notebook's, a dashboard's."""
+    engine = db.create_engine(url, connect_args={"application_name": application_name})
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()

@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL
 
 from playlist_tools import db
 
-from helpers import run_cli, url_text
+from helpers import add_revision, run_cli, scratch_history, url_text
 
 CLOSED_PORT_URL = "postgresql://ann:s3cr3t-pw@127.0.0.1:1/music"
 BAD_SCHEME_URL = "mysql://ann:s3cr3t-pw@localhost/music"
@@ -238,11 +238,8 @@ def test_lint_command(tmp_path: Path) -> None:
     clean = run_cli("playlist-tools", "lint")
     assert clean.returncode == 0, clean.stderr
     assert clean.stdout.strip() == "no findings in base:head"
-    from test_atomicity import scratch_history
-    from test_lint import DROPS_A_COLUMN
-
     ini = scratch_history(tmp_path, failing=None)
-    (tmp_path / "alembic" / "versions" / "0006_dropped_album.py").write_text(DROPS_A_COLUMN)
+    add_revision(ini, "dropped_album", "Dropped album", 'op.drop_column("songs", "album")')
     found = run_cli("playlist-tools", "lint", "0005:head", "-c", str(ini))
     assert found.returncode == 1
     assert found.stdout.splitlines()[0].startswith("0006:")

@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
-from playlist_tools import db, migrations, queries
+from playlist_tools import db, errors, migrations, queries
 from playlist_tools.errors import (
     LockTimeoutError,
     MigrationError,
@@ -33,9 +33,9 @@ from playlist_tools.errors import (
 )
 from playlist_tools.migrations import _errors
 
-from helpers import run_cli, scratch_config, scratch_history, snapshot, url_text
+from helpers import add_revision, run_cli, scratch_config, scratch_history, session_named, snapshot, url_text
 
-LIMIT = _errors.MESSAGE_LIMIT
+LIMIT = errors.MESSAGE_LIMIT
 
 
 def last_line(text: str) -> str:
@@ -198,11 +198,8 @@ def test_queries_on_a_database_without_the_schema(engine: Engine) -> None:
 
 @pytest.fixture
 def dashboard(database_url: URL) -> Iterator[Connection]:
-    engine = db.create_engine(database_url, connect_args={"application_name": "dashboard"})
-    connection = engine.connect()
-    yield connection
-    connection.close()
-    engine.dispose()
+    with session_named(database_url, "dashboard") as connection:
+        yield connection
 
 
 def busy(connection: Connection, table: str, watcher: Engine) -> Callable[[], None]:
@@ -280,7 +277,7 @@ def test_a_busy_blocker_of_a_table_the_statement_does_not_name(
 ) -> None:
     """TRUNCATE ... CASCADE locks the tables that reference the one it names."""
     ini = scratch_history(tmp_path, failing=None)
-    (tmp_path / "alembic" / "versions" / "0006_truncate.py").write_text(TRUNCATES)
+    add_revision(ini, "truncate", "Empties the playlists", 'op.execute("TRUNCATE playlists CASCADE")')
     config = scratch_config(ini, database_url)
     command.upgrade(config, "0005")
     pid = dashboard.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
@@ -296,59 +293,20 @@ def test_a_busy_blocker_of_a_table_the_statement_does_not_name(
         stop()
 
 
-TRUNCATES = '''\
-"""Empties the playlists
-
-Revision ID: 0006
-Revises: 0005
-"""
-from alembic import op
-
-revision = "0006"
-down_revision = "0005"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("TRUNCATE playlists CASCADE")
-
-
-def downgrade() -> None:
-    pass
-'''
 
 
 # -- 5. bounded messages -----------------------------------------------------------------
 
-SHOUTS = '''\
-"""Fails with a long message, after binding a parameter
-
-Revision ID: 0006
-Revises: 0005
-"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = "0006"
-down_revision = "0005"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
+SHOUTS = """
     op.execute(sa.text("INSERT INTO playlists (title) VALUES (:title)").bindparams(title="param-value-never-shown"))
     op.execute("DO $$ BEGIN RAISE EXCEPTION '%', repeat('x', 5000); END $$")
+"""
 
-
-def downgrade() -> None:
-    pass
-'''
 
 
 def test_a_failed_migration_message_is_short_and_has_no_sql(tmp_path: Path, database_url: URL) -> None:
     ini = scratch_history(tmp_path, failing=None)
-    (tmp_path / "alembic" / "versions" / "0006_shouts.py").write_text(SHOUTS)
+    add_revision(ini, "shouts", "Fails with a long message, after binding a parameter", SHOUTS)
     config = scratch_config(ini, database_url)
     with pytest.raises(MigrationError) as caught:
         migrations.upgrade(config)

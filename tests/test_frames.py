@@ -17,27 +17,18 @@ from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import frames, sample
 from playlist_tools.errors import DatabaseUnavailableError, FrameError
-from playlist_tools.models import Base, Playlist, Song
+from playlist_tools.models import Song
 from playlist_tools.synthetic import synthetic
 
-BIG = 9007199254740993  # 2**53 + 1: a float64 cannot hold it
+from helpers import BIG, assert_faithful_songs, fill_two_songs
+
 UTC = datetime.timezone.utc
 
 
 @pytest.fixture
 def schema(engine: Engine) -> Engine:
     """The models' tables, with two songs and a playlist; NULL in every nullable column."""
-    Base.metadata.create_all(engine)
-    with engine.begin() as con:
-        con.execute(sa.insert(Song), [
-            {"song_id": 1, "title": "Balls to the Wall", "artist": "Accept", "album": "Balls to the Wall",
-             "genre": "Rock", "composer": "", "file_format": "MPEG audio file", "duration_ms": 342562,
-             "size_bytes": BIG, "unit_price": decimal.Decimal("0.99")},
-            {"song_id": 2, "title": "Último Día", "artist": None, "album": None, "genre": None,
-             "composer": None, "file_format": None, "duration_ms": None, "size_bytes": None, "unit_price": None},
-        ])
-        con.execute(sa.insert(Playlist), [{"playlist_id": 1, "title": "90’s Music", "description": None}])
-    return engine
+    return fill_two_songs(engine)
 
 
 def count(engine: Engine, table: str) -> int:
@@ -57,15 +48,7 @@ def canonical(frame: pd.DataFrame) -> list[tuple[object, ...]]:
 @pytest.mark.parametrize("query", ["songs", Song, Song.__table__, sa.select(Song), "SELECT * FROM songs"])
 def test_song_dtypes_are_faithful(schema: Engine, query: object) -> None:
     songs = frames.read_frame(query, schema).sort_values("song_id", ignore_index=True)
-    assert songs.dtypes.astype(str).to_dict() == {
-        "song_id": "Int32", "title": "string", "artist": "string", "album": "string", "genre": "string",
-        "composer": "string", "file_format": "string", "duration_ms": "Int32", "size_bytes": "Int64",
-        "unit_price": "decimal128(10, 2)[pyarrow]",
-    }
-    assert songs.size_bytes[0] == BIG and songs.size_bytes.isna()[1]
-    assert songs.unit_price[0] == decimal.Decimal("0.99") and songs.unit_price.isna()[1]
-    assert songs.composer[0] == "" and songs.composer.isna()[1]  # empty string is not NULL
-    assert songs.title[1] == "Último Día"
+    assert_faithful_songs(songs)
     assert songs.drop(columns="song_id").iloc[1].drop("title").isna().all()
 
 

@@ -18,9 +18,10 @@ from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import db, frames, queries, sample, schema
 from playlist_tools.errors import FrameError
-from playlist_tools.models import Base, Playlist, Song
+from playlist_tools.models import Base
 
-BIG = 9007199254740993  # 2**53 + 1: a float64 cannot hold it
+from helpers import assert_faithful_songs, fill_two_songs
+
 DRIVERS = ["postgresql+psycopg", "postgresql+psycopg2"]
 HOW = [(driver, kind) for driver in DRIVERS for kind in ("engine", "connection")]
 
@@ -40,16 +41,7 @@ def any_engine(database_url: URL, drivername: str) -> Iterator[Engine]:
 @pytest.fixture
 def filled(any_engine: Engine) -> Engine:
     """The models' tables with two songs and a playlist; NULL in every nullable column."""
-    Base.metadata.create_all(any_engine)
-    with any_engine.begin() as con:
-        con.execute(sa.insert(Song), [
-            {"song_id": 1, "title": "Balls to the Wall", "composer": "", "duration_ms": 342562,
-             "size_bytes": BIG, "unit_price": decimal.Decimal("0.99")},
-            {"song_id": 2, "title": "Último Día", "composer": None, "duration_ms": None, "size_bytes": None,
-             "unit_price": None},
-        ])
-        con.execute(sa.insert(Playlist), [{"playlist_id": 1, "title": "90’s Music"}])
-    return any_engine
+    return fill_two_songs(any_engine)
 
 
 def read(query: str, engine: Engine, kind: str) -> pd.DataFrame:
@@ -62,15 +54,7 @@ def read(query: str, engine: Engine, kind: str) -> pd.DataFrame:
 @pytest.mark.parametrize("kind", ["engine", "connection"])
 def test_dtypes_are_faithful(filled: Engine, kind: str) -> None:
     songs = read("SELECT * FROM songs ORDER BY song_id", filled, kind)
-    assert songs.dtypes.astype(str).to_dict() == {
-        "song_id": "Int32", "title": "string", "artist": "string", "album": "string", "genre": "string",
-        "composer": "string", "file_format": "string", "duration_ms": "Int32", "size_bytes": "Int64",
-        "unit_price": "decimal128(10, 2)[pyarrow]",
-    }
-    assert songs.size_bytes[0] == BIG and songs.size_bytes.isna()[1]
-    assert songs.unit_price[0] == decimal.Decimal("0.99") and songs.unit_price.isna()[1]
-    assert songs.composer[0] == "" and songs.composer.isna()[1]
-    assert songs.title[1] == "Último Día"
+    assert_faithful_songs(songs)
     assert str(read("playlists", filled, kind).created_at.dtype) == "datetime64[us, UTC]"
 
 

@@ -11,7 +11,7 @@ from alembic.config import Config
 from playlist_tools import migrations
 from playlist_tools.errors import PlaylistToolsError, RevisionError
 
-from helpers import REPO_ROOT, scratch_history
+from helpers import REPO_ROOT, add_revision, scratch_history
 
 HISTORY = ["0001", "0002", "0003", "0004", "0005"]
 CONFIG_TEXT = (REPO_ROOT / ".squawk.toml").read_text()
@@ -21,27 +21,9 @@ SETTINGS = {
     "excluded_rules": re.findall(r'^\s+"([a-z-]+)",$', CONFIG_TEXT.split("excluded_rules = [")[1], re.MULTILINE),
 }
 
-DROPS_A_COLUMN = '''\
-"""Dropped album
-
-Revision ID: 0006
-Revises: 0005
-"""
-from alembic import op
-
-revision = "0006"
-down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
-def upgrade() -> None:
-    op.drop_column("songs", "album")
-
-
-def downgrade() -> None:
-    pass
-'''
+DROPS_A_COLUMN = 'op.drop_column("songs", "album")'
 
 
 def quiet_config(ini: Path) -> Config:
@@ -79,7 +61,7 @@ def test_bad_sql_yields_findings(sql: str, rule: str) -> None:
 
 def test_findings_name_the_revision_and_line(tmp_path: Path) -> None:
     ini = scratch_history(tmp_path, failing=None)
-    (tmp_path / "alembic" / "versions" / "0006_dropped_album.py").write_text(DROPS_A_COLUMN)
+    add_revision(ini, "dropped_album", "Dropped album", DROPS_A_COLUMN)
     config = quiet_config(ini)
     findings = migrations.lint(config, "base:head")
     assert findings[["revision", "rule"]].values.tolist() == [["0006", "ban-drop-column"]]

@@ -19,17 +19,14 @@ from playlist_tools.db import activity
 from playlist_tools.errors import LockTimeoutError
 from playlist_tools.migrations import locks
 
-from helpers import run_cli, scratch_config, scratch_history, snapshot, url_text
+from helpers import run_cli, scratch_config, scratch_history, session_named, snapshot, url_text
 
 
 @pytest.fixture
 def notebook(database_url: URL) -> Iterator[Connection]:
     """A connection as a notebook leaves it: a SELECT on playlists, then idle in transaction."""
-    engine = db.create_engine(database_url, connect_args={"application_name": "analysis.ipynb"})
-    connection = engine.connect()
-    yield connection
-    connection.close()
-    engine.dispose()
+    with session_named(database_url, "analysis.ipynb") as connection:
+        yield connection
 
 
 def pid_of(connection: Connection) -> int:

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from playlist_tools import db
-from playlist_tools.errors import FrameError, first_line
+from playlist_tools.errors import FrameError, first_line, one_line
 from playlist_tools.frames._dates import check_years, integer_sql
 from playlist_tools.frames._driver import ERRORS, IDENTIFIER, PYFORMAT, Driver, driver_connection, quote, table_name
 from playlist_tools.frames._sql import more_than_one_statement, sql_text
@@ -53,10 +53,6 @@ def whole_number(name: str, value: object, unit: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise FrameError(f"{name}={value!r:.80} must be a whole number of {unit}, 1 or more; e.g. {name}=10_000")
     return int(value)
-
-
-def _short(message: str) -> str:
-    return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS - 3] + "..."
 
 
 # -- what a query returns -----------------------------------------------------------
@@ -151,7 +147,7 @@ def _describe(conn: Driver, source: _Source) -> tuple[list[_Column], int]:
         what = f"table {source.table}" if source.table else f"query {str(source.statement)[:80]!r}"
         hint = "; write CAST(:name AS type), not :name::type" if re.search(r":\w+::", str(source.statement)) else ""
         raise FrameError(
-            f"cannot read {what}: {_short(first_line(err))}{hint}; pass an existing table or model, "
+            f"cannot read {what}: {one_line(first_line(err), _MESSAGE_CHARS)}{hint}; pass an existing table or model, "
             "or one SELECT query with :name placeholders and params="
         ) from err
     return [_column(i, *d) for i, d in enumerate(description)], pages
@@ -270,7 +266,8 @@ def arrow_tables(
                     yield table, columns
         # pyarrow reports ADBC's errors in the middle of a stream as OSError.
         except (*ERRORS, adbc_driver_manager.Error, OSError, pa.ArrowException) as err:
-            raise FrameError(f"reading the result failed: {_short(first_line(err))}; nothing was changed") from err
+            reason = one_line(first_line(err), _MESSAGE_CHARS)
+            raise FrameError(f"reading the result failed: {reason}; nothing was changed") from err
 
 
 def to_pandas(table: pa.Table, columns: list[_Column]) -> pd.DataFrame:

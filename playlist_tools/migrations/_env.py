@@ -42,9 +42,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 
 from playlist_tools import db
-from playlist_tools.errors import MigrationError, first_line
+from playlist_tools.errors import MigrationError, first_line, one_line
 from playlist_tools.migrations import _config, locks
-from playlist_tools.migrations._errors import cli_errors, one_line
+from playlist_tools.migrations._errors import cli_errors
 
 __all__ = [
     "cli_errors", "connection", "include_object", "lock_timeout_sql", "migrating", "offline_url",

@@ -6,7 +6,7 @@ heads, a relative step past the end), or, from the public revision-map
 API, as that cause itself; an empty id (``''``, or a range with a missing
 end such as ``'0003:'``) trips a bare ``AssertionError`` in its revision map.
 :func:`translate` turns each into one of :mod:`playlist_tools.errors`, one
-line of at most :data:`MESSAGE_LIMIT` characters naming the bad value and
+line of at most :data:`playlist_tools.errors.MESSAGE_LIMIT` characters naming the bad value and
 the fix. It never reads Alembic's message text to decide anything.
 :func:`check_revision` refuses empty ids before Alembic sees them, so that
 the message can quote what was typed.
@@ -45,30 +45,12 @@ from alembic.script.revision import MultipleHeads, ResolutionError
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from alembic.util import CommandError
 
-from playlist_tools.errors import MigrationError, PlaylistToolsError, RevisionError, SettingError
-
-MESSAGE_LIMIT = 300
-"""At most this many characters in a message that quotes someone else's text (a driver's, Alembic's)."""
+from playlist_tools.errors import MigrationError, PlaylistToolsError, RevisionError, SettingError, one_line
 
 _EMPTY_HINT = (
     "name one: an id such as 0004, head, base, +N or -N, or a range START:END such as base:head "
     "(`alembic history` lists the ids)"
 )
-
-
-def one_line(text: object, limit: int = MESSAGE_LIMIT) -> str:
-    """``text`` on one line (each run of whitespace one space), cut to ``limit`` characters.
-
-    Examples
-    --------
-    >>> one_line("no such\\n   revision")
-    'no such revision'
-    >>> shown = one_line("x" * 1000)
-    >>> len(shown), shown[-4:]
-    (300, 'x...')
-    """
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _shown(value: object) -> str:
