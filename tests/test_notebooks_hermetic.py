@@ -9,6 +9,7 @@ folder, which must both be gone.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,3 +66,18 @@ def test_notebook_cleans_up(name: str, tmp_path: Path, server_url: URL) -> None:
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("runtime-")] == []
     assert not database_exists(server_url, database)
     assert repo_changes() == before
+
+
+VOLATILE = re.compile(r"/tmp/|/root/|\d{4}-\d\d-\d\dT\d\d:\d\d|at 0x[0-9a-f]{6,}|[0-9a-f]{12}_")
+"""What a committed output must not hold: temp or home paths, clock times, addresses, random revision ids."""
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_committed_notebook_is_deterministic(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(notebook.cells):
+        assert "execution" not in cell.metadata, f"cell {index} carries execution times; run with record_timing=False"
+        for output in cell.get("outputs", []):
+            text = str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+            found = VOLATILE.search(text)
+            assert found is None, f"cell {index} output holds {found.group()!r}: {text[:200]!r}"
