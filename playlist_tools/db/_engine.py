@@ -172,8 +172,10 @@ def transaction(con: Connectable = None) -> Iterator[Connection]:
 
 
 @contextlib.contextmanager
-def fresh_database(url: str | URL | None = None, *, prefix: str = "playlist_tools") -> Iterator[URL]:
-    """Create a new, empty, uniquely named database, and drop it afterwards.
+def fresh_database(
+    url: str | URL | None = None, *, prefix: str = "playlist_tools", template: str | None = None
+) -> Iterator[URL]:
+    """Create a new, empty (or ``template``'s copy), uniquely named database, and drop it afterwards.
 
     Tests and notebooks use this so that each works on its own database and
     leaves nothing behind. The new database lives on the same server as
@@ -186,6 +188,9 @@ def fresh_database(url: str | URL | None = None, *, prefix: str = "playlist_tool
         Any database on the server to use, normally the default one.
     prefix : str
         Start of the new database's name; a random suffix makes it unique.
+    template : str, optional
+        Copy this database of the same server (``CREATE DATABASE ... TEMPLATE``)
+        instead of the server's empty ``template1``; no one may be connected to it.
 
     Yields
     ------
@@ -200,12 +205,15 @@ def fresh_database(url: str | URL | None = None, *, prefix: str = "playlist_tool
     """
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", prefix):
         raise ValueError(f"prefix {prefix!r} must be a lower-case identifier of at most 31 characters")
+    if template is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", template):
+        raise ValueError(f"template {template!r} must be a lower-case identifier of at most 63 characters")
     server = resolve_url(url)
     name = f"{prefix}_{uuid.uuid4().hex[:16]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
         with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            copy = f' TEMPLATE "{template}"' if template is not None else ""
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
         try:
             yield server.set(database=name)
         finally:

@@ -36,11 +36,15 @@ Examples
 1  0002  Added description to Playlist
 """
 
+from playlist_tools.migrations._affected import affected_queries
 from playlist_tools.migrations._config import REPO_ROOT, config
 from playlist_tools.migrations._data_loss import LOSS_COLUMNS, data_loss
+from playlist_tools.migrations._diagram import history_diagram
 from playlist_tools.migrations._history import current, heads, history
+from playlist_tools.migrations._impact import impact
 from playlist_tools.migrations._lint import LINT_COLUMNS, lint
 from playlist_tools.migrations._listing import COLUMNS, DIFF_COLUMNS
+from playlist_tools.migrations._replay import drop_replays
 from playlist_tools.migrations._revisions import check, merge, preview, revision
 from playlist_tools.migrations._runs import downgrade, sql, upgrade
 
@@ -50,13 +54,17 @@ __all__ = [
     "LINT_COLUMNS",
     "LOSS_COLUMNS",
     "REPO_ROOT",
+    "affected_queries",
     "check",
     "config",
     "current",
     "data_loss",
     "downgrade",
+    "drop_replays",
     "heads",
     "history",
+    "history_diagram",
+    "impact",
     "lint",
     "merge",
     "preview",

@@ -43,7 +43,7 @@ from sqlalchemy.engine import URL, Connection
 
 from playlist_tools import db
 from playlist_tools.errors import MigrationError, first_line, one_line
-from playlist_tools.migrations import _config, locks
+from playlist_tools.migrations import _config, _renames, locks
 from playlist_tools.migrations._errors import cli_errors
 
 __all__ = [
@@ -102,6 +102,7 @@ def process_revision_directives(context: MigrationContext, revision: Any, direct
     Only the command line's choice is replaced (``cmd_opts.rev_id`` is ``None``);
     an id typed, or passed by :func:`playlist_tools.migrations.revision`, stays.
     """
+    _renames.apply_renames(context, revision, directives)
     config = context.config
     options = config.cmd_opts if config is not None else None
     if options is None or not hasattr(options, "rev_id") or options.rev_id is not None:
