@@ -15,7 +15,7 @@ import pytest
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine
 
-from playlist_tools import db
+from playlist_tools import db, migrations
 
 from helpers import REPO_ROOT
 
@@ -34,9 +34,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> URL:
-    """The server every test database lives on (started once if embedded)."""
-    return db.resolve_url()
+def server_url() -> Iterator[URL]:
+    """The server every test database lives on (started once if embedded).
+
+    The schema caches that replays built there during the run are dropped at
+    its end, so the suite leaves nothing on the server.
+    """
+    url = db.resolve_url()
+    yield url
+    migrations.drop_replays(migrations.config(url))
 
 
 @pytest.fixture

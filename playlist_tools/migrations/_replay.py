@@ -32,6 +32,7 @@ import copy
 import hashlib
 import io
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -55,7 +56,10 @@ CACHE_PREFIX = "playlist_tools_at_"
 CACHE_COMMENT = "playlist-tools schema cache"
 """Start of every cache database's ``COMMENT``: what :func:`drop_replays` looks for."""
 
+_NEEDS_CREATEDB = "the role needs CREATEDB (ALTER ROLE ... CREATEDB)"
 _BUSY_RETRY_SECONDS = 5.0  # a reader of the cache (schema.at) holds it for milliseconds
+# Alembic's ``context``/``op`` proxies are module globals: two runs in threads of one process collide.
+_ONE_RUN_AT_A_TIME = threading.Lock()
 _KEPT_ATTRIBUTES = ("skip_logging_config", "lock_timeout", "target_metadata")
 
 
@@ -86,6 +90,11 @@ def _digest(cfg: Config, revisions: tuple[str, ...]) -> str:
     return digest.hexdigest()[:12]
 
 
+def _state(err: sa.exc.DBAPIError) -> str | None:
+    """The SQLSTATE of a driver's error, psycopg 3 or psycopg2."""
+    return getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+
+
 def _cache_name(revisions: tuple[str, ...], digest: str) -> str:
     readable = re.sub(r"[^a-z0-9]+", "_", "_".join(revisions).lower())[:24]
     return f"{CACHE_PREFIX}{readable}_{digest}"
@@ -111,7 +120,7 @@ def _upgrade_into(cfg: Config, url: URL, revision: str) -> None:
         replay.attributes["skip_logging_config"] = True
         replay.attributes["connection"] = engine
         replay.output_buffer = io.StringIO()
-        with alembic_errors(replay):
+        with _ONE_RUN_AT_A_TIME, alembic_errors(replay):
             command.upgrade(replay, revision)
     finally:
         engine.dispose()
@@ -149,17 +158,19 @@ def template(config: Config | None, revision: str) -> URL:
         except sa.exc.DBAPIError as err:
             raise MigrationError(
                 f"cannot replay the history on {db.mask_url(server)}: {one_line(first_line(err.orig), 120)}; "
-                "the role needs CREATEDB (ALTER ROLE ... CREATEDB)"
+                + _NEEDS_CREATEDB
             ) from err
         try:
             if revisions:
                 _upgrade_into(cfg, server.set(database=building), ",".join(revisions) if len(revisions) > 1
                               else revisions[0])
             with admin.connect() as conn:
-                if _exists(admin, name):  # another process built the same cache meanwhile
-                    conn.exec_driver_sql(f'DROP DATABASE "{building}" WITH (FORCE)')
-                else:
-                    conn.exec_driver_sql(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+                conn.exec_driver_sql(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+        except sa.exc.DBAPIError as err:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            if _state(err) != "42P04":  # 42P04 duplicate_database: another process built the same cache first
+                raise
         except BaseException:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
@@ -188,9 +199,11 @@ def replayed(config: Config | None, revision: str, *, prefix: str = "playlist_to
             url = copying.enter_context(db.fresh_database(source, prefix=prefix, template=source.database))
         except sa.exc.DBAPIError as err:
             # 55006: a reader (schema.at) is connected to the cache for a moment; wait for it.
-            if getattr(err.orig, "sqlstate", None) != "55006" or time.monotonic() > deadline:
+            state = _state(err)
+            if state != "55006" or time.monotonic() > deadline:
+                hint = f"; {_NEEDS_CREATEDB}" if state == "42501" else ""
                 raise MigrationError(
-                    f"cannot copy the schema cache {source.database}: {one_line(first_line(err.orig), 120)}"
+                    f"cannot copy the schema cache {source.database}: {one_line(first_line(err.orig), 120)}{hint}"
                 ) from err
             time.sleep(0.05)
             continue
