@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import adbc_driver_manager
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -32,10 +31,11 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from playlist_tools import db
 from playlist_tools.errors import FrameError, first_line, one_line
+from playlist_tools.frames._arrow import prefetched
 from playlist_tools.frames._dates import check_years, integer_sql
 from playlist_tools.frames._driver import ERRORS, IDENTIFIER, PYFORMAT, Driver, driver_connection, quote, table_name
 from playlist_tools.frames._sql import more_than_one_statement, sql_text
-from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal, pandas_dtype
+from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal
 
 Query = str | sa.Select | sa.TextClause | sa.Table | type
 """What :func:`~playlist_tools.frames.read_frame` reads: SQL text, a select(), or a whole table."""
@@ -156,9 +156,8 @@ def _describe(conn: Driver, source: _Source) -> tuple[list[_Column], int]:
 # -- fetching it -------------------------------------------------------------------------
 
 
-def _adbc(
-    uri: str, sql: str, params: list[Any], columns: list[_Column], snapshot: str | None = None
-) -> Iterator[pa.RecordBatch]:
+def _adbc(uri: str, sql: str, params: list[Any], snapshot: str | None = None) -> Iterator[pa.RecordBatch]:
+    """The rows as ADBC decodes them (wire types); :func:`_finish` makes them the result's."""
     import adbc_driver_postgresql.dbapi as adbc  # here, not at the top: its import takes 0.3 s
 
     # autocommit: a notebook kernel must not sit "idle in transaction" afterwards.
@@ -167,8 +166,7 @@ def _adbc(
             cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         cursor.execute(sql, params or None)
-        for batch in cursor.fetch_record_batch():
-            yield _finish(batch, columns)
+        yield from cursor.fetch_record_batch()
 
 
 def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, parts: int) -> Iterator[pa.RecordBatch]:
@@ -185,7 +183,8 @@ def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, par
         if not re.fullmatch(r"[0-9A-F-]+", snapshot):  # pragma: no cover - the server makes it
             raise FrameError(f"unexpected snapshot id {snapshot!r} from the server")
         with ThreadPoolExecutor(parts) as pool:  # ADBC decodes with the GIL released
-            parts_read = pool.map(lambda w: list(_adbc(uri, _select(table, columns, w), [], columns, snapshot)), wheres)
+            parts_read = pool.map(
+                lambda w: [_finish(b, columns) for b in _adbc(uri, _select(table, columns, w), [], snapshot)], wheres)
             batches = [batch for part in parts_read for batch in part]
         cursor.execute("COMMIT")
     yield from batches
@@ -236,16 +235,23 @@ def _tables_of(batches: Iterator[pa.RecordBatch], schema: pa.Schema, rows: int) 
 
 
 def arrow_tables(
-    query: Query, con: db.Connectable, params: Mapping[str, Any] | None, rows: int | None, parts: int
-) -> Iterator[tuple[pa.Table, list[_Column]]]:
+    query: Query, con: db.Connectable, params: Mapping[str, Any] | None, rows: int | None, parts: int,
+    large_text: bool = True,
+) -> Iterator[tuple[pa.Table, list[int]]]:
     """The result as Arrow tables of final types, ``rows`` rows each (None: one table of all rows).
 
-    There is at least one table, maybe empty; ``parts`` > 1 lets a big
-    whole table be read over that many connections at once.
+    There is at least one table, maybe empty, each with the positions of its
+    unconstrained ``numeric`` columns (their text). ``parts`` > 1 lets a big
+    whole table be read over that many connections at once. Text is
+    ``large_string`` (what pandas' ``string`` dtype stores) unless
+    ``large_text`` is False: then it stays ``string``, as it arrives.
     """
     source = _Source.of(query, params)
     with driver_connection(con) as (conn, uri):
         columns, pages = _describe(conn, source)
+        if not large_text:
+            columns = [replace(c, final=c.wire) if c.final == pa.large_string() else c for c in columns]
+        decimals = [i for i, spec in enumerate(columns) if spec.decimals]
         if uri is None:
             sql, args = source.sql(PYFORMAT)
             batch_rows = _DRIVER_BATCH_ROWS if rows is None else min(rows, _DRIVER_BATCH_ROWS)
@@ -256,26 +262,17 @@ def arrow_tables(
             batches = _adbc_parallel(uri, source.table, columns, pages, parts)
         else:
             sql, args = source.sql(_DOLLAR)
-            batches = _adbc(uri, _select(sql, columns), args, columns)
+            # Checked here while the next batch travels (ADBC decodes with the GIL released).
+            batches = (_finish(b, columns) for b in prefetched(_adbc(uri, _select(sql, columns), args)))
         try:
             if rows is None:
                 nonempty = [batch for batch in batches if batch.num_rows]  # an empty batch would be an empty chunk
-                yield pa.Table.from_batches(nonempty, schema=_schema(columns)), columns
+                yield pa.Table.from_batches(nonempty, schema=_schema(columns)), decimals
             else:
                 for table in _tables_of(batches, _schema(columns), rows):
-                    yield table, columns
+                    yield table, decimals
         # pyarrow reports ADBC's errors in the middle of a stream as OSError.
         except (*ERRORS, adbc_driver_manager.Error, OSError, pa.ArrowException) as err:
             reason = one_line(first_line(err), _MESSAGE_CHARS)
             raise FrameError(f"reading the result failed: {reason}; nothing was changed") from err
 
-
-def to_pandas(table: pa.Table, columns: list[_Column]) -> pd.DataFrame:
-    """One of :func:`arrow_tables` as a DataFrame; an unconstrained numeric as Decimal objects."""
-    exact = {i: [None if v is None else decimal.Decimal(v) for v in table.column(i).to_pylist()]
-             for i, spec in enumerate(columns) if spec.decimals}
-    # self_destruct frees each Arrow column once converted, so the peak stays near one copy.
-    frame = table.to_pandas(types_mapper=pandas_dtype, split_blocks=True, self_destruct=True)
-    for i, values in exact.items():
-        frame.isetitem(i, pd.Series(values, index=frame.index, dtype=object))
-    return frame
