@@ -32,8 +32,8 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.installed-bench
-	$(BIN)/python bench/run.py
+bench: $(VENV)/.installed-bench  # make bench BENCH_ARGS=--quick: small sizes, print only
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,61 +1,116 @@
-"""One measurement, in a process of its own: ``python bench/peers.py OPERATION TABLE``.
+"""One measurement, in a process of its own: ``python bench/peers.py KIND PEER CASE TABLE``.
 
-Run by ``bench/run.py``, never by hand. The database URL comes in
-``$BENCH_URL`` and the input frame of a write in ``$BENCH_INPUT`` (Parquet).
-Prints one JSON line: seconds, rows, peak RSS and the part of it that the
-operation itself added. RSS counts C allocations too, which ``tracemalloc``
-would miss. The peak is Linux's ``VmHWM``, reset just before the operation
-(``/proc/self/clear_refs``): ``ru_maxrss`` would do, except that Linux
-carries it across ``exec`` from the parent, the benchmark driver, whose own
-peak would hide the child's.
+Run by ``bench/run.py``, never by hand. ``KIND`` is ``read`` (``CASE`` names
+one of ``_data.CASES``), ``write`` (``CASE`` is the input: a Parquet file, or
+for the floor a pre-encoded COPY file, ``.csv`` or ``.bin``) or ``stream``
+(``CASE`` as for reads, the rows streamed and dropped). The database URL
+comes in ``$BENCH_URL``. Prints one JSON line: seconds, rows, peak RSS and
+the part of it that the operation itself added; or ``{"error": "one line"}``
+when the peer fails, so that one peer's failure is reported, not fatal.
+
+RSS counts C allocations too, which ``tracemalloc`` would miss. The peak is
+Linux's ``VmHWM``, reset just before the operation (``/proc/self/clear_refs``):
+``ru_maxrss`` would do, except that Linux carries it across ``exec`` from
+the parent, the benchmark driver, whose own peak would hide the child's.
+Every peer's libraries are imported and the input is loaded before that
+reset, so no peer pays for either.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
 from playlist_tools import frames
+from playlist_tools.errors import one_line
 
-QUERY = "SELECT * FROM {table}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import CASES, Case  # noqa: E402
+
+CHUNK_ROWS = 100_000
+HAS_DTYPE_BACKEND = "dtype_backend" in inspect.signature(frames.read_frame).parameters
+"""Whether ``read_frame, pyarrow`` can run; ``run.py`` reports it n/a, without a process, until then."""
 
 
 def _url(driver: str = "postgresql") -> str:
     return sa.make_url(os.environ["BENCH_URL"]).set(drivername=driver).render_as_string(hide_password=False)
 
 
-def _read_sql(table: str) -> int:
+def _psycopg() -> Any:
+    import psycopg
+
+    return psycopg.connect(_url())
+
+
+# -- reads: each returns the number of rows ------------------------------------------------
+
+
+def _read_frame(case: Case, table: str, **backend: str) -> int:
+    return len(frames.read_frame(case.frame_query(table), params=case.params or None, **backend))
+
+
+def _read_sql(case: Case, table: str) -> int:
     engine = sa.create_engine(_url("postgresql+psycopg2"))
-    frame = pd.read_sql(QUERY.format(table=table), engine)
+    frame = pd.read_sql(sa.text(case.text(table)), engine, params=case.params or None)
     engine.dispose()
     return len(frame)
 
 
-def _adbc(table: str) -> int:
+def _adbc(case: Case, table: str, types_mapper: Callable[[pa.DataType], Any] | None = None) -> int:
     import adbc_driver_postgresql.dbapi as adbc
 
+    sql, values = case.dollar(table)
     with adbc.connect(_url()) as con, con.cursor() as cursor:
-        cursor.execute(QUERY.format(table=table))
-        frame = cursor.fetch_arrow_table().to_pandas(types_mapper=pd.ArrowDtype)
+        cursor.execute(sql, values or None)
+        frame = cursor.fetch_arrow_table().to_pandas(types_mapper=types_mapper)
     return len(frame)
 
 
-def _connectorx(table: str, partitions: int = 0) -> int:
+def _connectorx(case: Case, table: str, partitions: int = 0) -> int:
     import connectorx as cx
 
-    extra = {"partition_on": "song_id", "partition_num": partitions} if partitions else {}
+    extra = {"partition_on": "id", "partition_num": partitions} if partitions else {}
     url = sa.make_url(_url())
     if url.host is None:  # connectorx wants a host even when ?host=/socket/dir overrides it
         url = url.set(host="localhost")
-    return len(cx.read_sql(url.render_as_string(hide_password=False), QUERY.format(table=table), **extra))
+    return len(cx.read_sql(url.render_as_string(hide_password=False), case.literal(table), **extra))
+
+
+def _copy_out(case: Case, table: str) -> int:
+    """The floor: the server's binary COPY of the same query, its bytes thrown away."""
+    with _psycopg() as con, con.cursor() as cursor:
+        with cursor.copy(f"COPY ({case.pyformat(table)}) TO STDOUT (FORMAT binary)", case.params or None) as copy:
+            for _ in copy:
+                pass
+    return -1  # rows are not counted: counting would cost the floor time
+
+
+READS: dict[str, Callable[[Case, str], int]] = {
+    "read_frame": _read_frame,
+    "read_frame, pyarrow": lambda case, table: _read_frame(case, table, dtype_backend="pyarrow"),
+    "ADBC .to_pandas()": _adbc,
+    "ADBC .to_pandas(types_mapper=pd.ArrowDtype)": lambda case, table: _adbc(case, table, pd.ArrowDtype),
+    "connectorx": _connectorx,
+    "connectorx, 2 partitions": lambda case, table: _connectorx(case, table, 2),
+    "pandas.read_sql": _read_sql,
+    "floor: COPY binary": _copy_out,
+}
+"""The read peers; ``run.py`` picks the ones that apply to each case."""
+
+
+# -- writes: each returns the number of rows -----------------------------------------------
 
 
 def _to_sql(table: str, frame: pd.DataFrame) -> int:
@@ -82,36 +137,65 @@ def _adbc_ingest(table: str, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-READS: dict[str, Callable[[str], int]] = {
-    "read_frame": lambda table: len(frames.read_frame(table)),
-    "read_frame, SQL text": lambda table: len(frames.read_frame(QUERY.format(table=table))),
-    "pandas.read_sql": _read_sql,
-    "ADBC": _adbc,
-    "connectorx": _connectorx,
-    "connectorx, 2 partitions": lambda table: _connectorx(table, 2),
-}
-WRITES: dict[str, Callable[[str, pd.DataFrame], int]] = {
+def _copy_in(table: str, encoded: bytes, form: str) -> int:
+    """The floor: the same rows, already encoded as COPY takes them, sent by psycopg 3 and committed."""
+    with _psycopg() as con, con.cursor() as cursor:
+        with cursor.copy(f"COPY {table} FROM STDIN (FORMAT {form})") as copy:
+            view = memoryview(encoded)
+            for start in range(0, len(view), 1 << 20):
+                copy.write(view[start:start + (1 << 20)])
+        rows = cursor.rowcount
+    return rows
+
+
+WRITES: dict[str, Callable[[str, Any], int]] = {
     "write_frame": lambda table, frame: frames.write_frame(frame, table),
     "DataFrame.to_sql": _to_sql,
     "ADBC adbc_ingest": _adbc_ingest,
+    "floor: COPY csv": lambda table, encoded: _copy_in(table, encoded, "csv"),
+    "floor: COPY binary": lambda table, encoded: _copy_in(table, encoded, "binary"),
+}
+"""The write peers: the floors take pre-encoded bytes, the others the frame."""
+
+
+# -- larger than memory ------------------------------------------------------------------------
+
+
+def _chunks(case: Case, table: str) -> int:
+    return sum(len(chunk) for chunk in frames.read_frame(case.frame_query(table), chunksize=CHUNK_ROWS))
+
+
+def _to_parquet(case: Case, table: str) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        return frames.to_parquet(case.frame_query(table), Path(scratch) / "out.parquet", batch_rows=CHUNK_ROWS)
+
+
+STREAMS: dict[str, Callable[[Case, str], int]] = {
+    f"read_frame(chunksize={CHUNK_ROWS:_})": _chunks,
+    "frames.to_parquet": _to_parquet,
 }
 
 
-def main(operation: str, table: str) -> None:
-    os.environ["DATABASE_URL"] = os.environ["BENCH_URL"]  # read_frame/write_frame with con=None
-    # Every peer's libraries are loaded before the baseline, so none pays for its imports.
-    import adbc_driver_postgresql.dbapi  # noqa: F401
-    import connectorx  # noqa: F401
-    import psycopg2  # noqa: F401
-
-    frame = pd.read_parquet(os.environ["BENCH_INPUT"]) if operation in WRITES else None
+def run(kind: str, peer: str, case: str, table: str) -> dict[str, Any]:
+    """Measure one peer once, in this process."""
+    os.environ["DATABASE_URL"] = os.environ["BENCH_URL"]  # read_frame/write_frame/to_parquet with con=None
+    for name in ("adbc_driver_postgresql.dbapi", "connectorx", "psycopg2", "psycopg"):
+        with contextlib.suppress(ImportError):  # a missing one fails its own peer, no other
+            __import__(name)
+    operation: Callable[[], int]
+    if kind == "write":
+        path = Path(case)
+        data = path.read_bytes() if path.suffix in (".csv", ".bin") else pd.read_parquet(path)
+        operation = lambda: WRITES[peer](table, data)  # noqa: E731
+    else:
+        operation = lambda: (STREAMS if kind == "stream" else READS)[peer](CASES[case], table)  # noqa: E731
     before = _memory_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     start = time.perf_counter()
-    rows = WRITES[operation](table, frame) if frame is not None else READS[operation](table)
+    rows = operation()
     seconds = time.perf_counter() - start
     peak = _memory_kb("VmHWM")
-    print(json.dumps({"seconds": seconds, "rows": rows, "peak_mb": peak / 1024, "extra_mb": (peak - before) / 1024}))
+    return {"seconds": seconds, "rows": rows, "peak_mb": peak / 1024, "extra_mb": (peak - before) / 1024}
 
 
 def _memory_kb(field: str) -> int:
@@ -119,5 +203,17 @@ def _memory_kb(field: str) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
 
 
+def failure(text: str, database_url: str) -> dict[str, str]:
+    """A failed peer's result: one line, cut short, with the URL's password (if any) replaced by ``***``."""
+    url = sa.make_url(database_url)
+    for secret in {url.password, url.query.get("password")} - {None, ""}:
+        text = text.replace(str(secret), "***")
+    return {"error": one_line(text, 200)}
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    try:
+        result = run(*sys.argv[1:])
+    except Exception as err:  # noqa: BLE001 - any failure of a peer is its result, in one line
+        result = failure(f"{type(err).__name__}: {err}", os.environ["BENCH_URL"])
+    print(json.dumps(result))

@@ -1,34 +1,52 @@
-"""Benchmarks of playlist_tools.frames against what users would pick instead.
+"""Benchmarks of playlist_tools.frames against its peers and the server's own floor: the goals of issue 10.
 
-``make bench`` runs ``python bench/run.py``: reads and writes of a songs
-table at 100,000 and 1,000,000 rows, each measurement in a fresh process
-(``bench/peers.py``) so that peak memory is its own, medians of ``--runs``
-runs with the peers interleaved so that background noise hits them alike.
-Prints a Markdown table and writes it to ``bench/results.md``.
+``make bench`` runs ``python bench/run.py``. In one run, on tables the
+server builds itself (``bench/_data.py``: 10 columns, NULLs in four):
+
+* reads of 1,000,000 rows by five queries (ORDER BY, a join, bound
+  parameters, GROUP BY, the whole table): ``read_frame`` with both
+  ``dtype_backend``\\ s, ADBC ``fetch_arrow_table().to_pandas()`` (plain and
+  ``types_mapper=pd.ArrowDtype``), connectorx, ``pandas.read_sql``
+  (SQLAlchemy + psycopg2), and the floor: the server's
+  ``COPY (query) TO STDOUT (FORMAT binary)`` read by psycopg 3, bytes dropped;
+* writes of 200,000 rows into a table without indexes and into the model's
+  ``songs``: ``write_frame``, ``DataFrame.to_sql``, ADBC ``adbc_ingest``, and
+  the floor: ``COPY ... FROM STDIN`` of the same rows pre-encoded (CSV and
+  binary, the faster counts), sent by psycopg 3;
+* larger than memory: 1,000,000 and 10,000,000 rows through
+  ``read_frame(chunksize=)`` (each chunk dropped) and ``frames.to_parquet``;
+* cost growth: ``read_frame`` and the floor at 100,000, 1,000,000, 10,000,000 rows.
+
+Each measurement runs in a fresh process (``bench/peers.py``) so that its
+peak memory is its own; medians of ``--runs``, the peers interleaved so
+that background noise hits them alike. A peer that fails is reported as
+``failed: <one line>``, ``read_frame``'s pyarrow variant as ``n/a`` until
+``dtype_backend=`` exists. Prints the results, the goals as met or not,
+and a block for the README; writes the first two to ``bench/results.md``
+and the third to ``bench/readme_section.md`` (not with ``--quick``).
 
     python bench/run.py                  # the full run, ~10 minutes on 2 cores
-    python bench/run.py --quick          # 20,000 rows, prints only
-    python bench/run.py --sizes 300000 --runs 5 --output /tmp/results.md
+    python bench/run.py --quick          # small sizes, one run each, prints only (~1.5 min on a quiet machine)
+    python bench/run.py --only reads --rows 300000 --runs 5 --output /tmp/results.md
 
-Everything happens in a fresh database (``playlist_tools.db.fresh_database``),
-dropped afterwards. The data is ``playlist_tools.synthetic.synthetic``: real
-shapes (NULL composers, non-ASCII titles, BIGINT sizes, NUMERIC prices).
+Everything happens in a fresh database (``playlist_tools.db.fresh_database``), dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-from importlib.metadata import version
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from playlist_tools import db, frames
@@ -37,148 +55,235 @@ from playlist_tools.synthetic import synthetic
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from peers import READS, WRITES  # noqa: E402
+import _data  # noqa: E402
+import _report  # noqa: E402
+from _document import machine, readme_block, results_text  # noqa: E402
+from peers import HAS_DTYPE_BACKEND, READS, STREAMS, WRITES, failure  # noqa: E402
 
-WRITE_TABLES = {
-    "songs": "the model's table: primary key and two secondary indexes",
-    "songs_plain": "same columns, primary key only",
-}
+FULL = {"rows": 1_000_000, "write_rows": 200_000, "growth": "100000,1000000,10000000", "stream": "1000000,10000000"}
+QUICK = {"rows": 20_000, "write_rows": 5_000, "growth": "2000,20000,200000", "stream": "20000,200000"}
+PARTS = ("reads", "writes", "large")
+TIMEOUT = 900
+STARTED = time.perf_counter()
+Result = dict[str, object]
 
 
-def measure(operation: str, table: str, url: sa.URL, data: Path) -> dict[str, float]:
-    env = {**os.environ, "BENCH_URL": url.render_as_string(hide_password=False), "BENCH_INPUT": str(data)}
-    done = subprocess.run(
-        [sys.executable, str(HERE / "peers.py"), operation, table],
-        env=env, capture_output=True, text=True, timeout=900, check=False,
-    )
-    if done.returncode:
-        raise SystemExit(f"{operation} on {table} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def say(text: str) -> None:
+    """Progress on stderr, with the minutes so far: the full run's budget is about 12."""
+    print(f"[{(time.perf_counter() - STARTED) / 60:4.1f} min] {text}", file=sys.stderr)
+
+
+def measure(kind: str, peer: str, case: str, table: str, url: sa.URL) -> Result:
+    """One run of one peer in a fresh process; a crash or a timeout is a failure, not the end of the run."""
+    if peer == "read_frame, pyarrow" and not HAS_DTYPE_BACKEND:
+        return {"na": "read_frame has no dtype_backend= yet"}
+    env = {**os.environ, "BENCH_URL": url.render_as_string(hide_password=False)}
+    try:
+        done = subprocess.run([sys.executable, str(HERE / "peers.py"), kind, peer, case, table], env=env,
+                              capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {TIMEOUT} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode or not lines:  # killed (out of memory?) or crashed in C: its stderr's last line says why
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return failure(f"exit code {done.returncode}: {last}", env["BENCH_URL"])
+    return json.loads(lines[-1])
+
+
+
+def interleaved(peers: list[str], runs: int, one: Callable[[str], Result]) -> dict[str, list[Result]]:
+    """``one(peer)`` ``runs`` times for each peer, the order rotated each run; a peer that is n/a runs once."""
+    results: dict[str, list[Result]] = {p: [] for p in peers}
+    for run in range(runs):
+        for peer in peers[run % len(peers):] + peers[: run % len(peers)]:
+            if run and any("na" in r for r in results[peer]):
+                continue
+            results[peer].append(one(peer))
+            r = results[peer][-1]
+            shown = f"{r['seconds']:.3f} s, {r['extra_mb']:.0f} MB" if "seconds" in r else r.get("error", r.get("na"))
+            print(f"  {peer:<45} {shown}", file=sys.stderr)
+    return results
+
+
+def autocommit(engine: sa.Engine, *statements: str) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
+        for sql in statements:  # by psycopg itself: without parameters, a % is no placeholder
+            con.connection.driver_connection.execute(sql)
 
 
 def prepare(engine: sa.Engine, table: str) -> None:
     """Empty ``table`` and flush dirty pages, so no write pays for the one before."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
-        con.exec_driver_sql(f"TRUNCATE {table} CASCADE")
-        try:
-            con.exec_driver_sql("CHECKPOINT")
-        except sa.exc.DBAPIError:  # needs pg_checkpoint or superuser; fine without
-            pass
+    autocommit(engine, f"TRUNCATE {table} CASCADE")
+    try:
+        autocommit(engine, "CHECKPOINT")
+    except psycopg.errors.InsufficientPrivilege:  # needs pg_checkpoint or superuser; fine without
+        pass
 
 
-def machine(engine: sa.Engine) -> str:
-    with engine.connect() as con:
-        server = con.exec_driver_sql("SHOW server_version").scalar_one()
-    memory = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    packages = ", ".join(f"{name} {version(name)}" for name in (
-        "pandas", "pyarrow", "sqlalchemy", "psycopg", "adbc-driver-postgresql", "connectorx", "psycopg2-binary"))
-    return (f"{datetime.date.today()}, {os.cpu_count()} CPUs ({cpu}), "
-            f"{int(memory.split()[1]) // 1024 ** 2} GB RAM, PostgreSQL {server} (embedded, Unix socket), "
-            f"Python {platform.python_version()}, {packages}; load average {os.getloadavg()[0]:.2f} at the start")
+def copy_to_file(url: sa.URL, sql: str, path: Path) -> None:
+    """Encode rows as COPY takes them (the write floor's input), with the server's own encoder."""
+    form = "binary" if path.suffix == ".bin" else "csv"
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as con, \
+            con.cursor() as cursor, path.open("wb") as out, \
+            cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT {form})") as copy:
+        for block in copy:
+            out.write(block)
 
 
-def table_of(rows: list[list[str]], header: list[str]) -> str:
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+def build(engine: sa.Engine, sizes: dict[int, str]) -> None:
+    """The read tables, ``albums``, the write targets; VACUUM so that no read pays for hint bits."""
+    start = time.perf_counter()
+    autocommit(engine, *_data.albums_sql())
+    for n, table in sorted(sizes.items()):
+        autocommit(engine, *_data.build_sql(table, n), f"VACUUM (FREEZE, ANALYZE) {table}")
+    Base.metadata.create_all(engine)
+    autocommit(engine, "VACUUM ANALYZE albums")
+    say(f"built {', '.join(f'{t} ({n:,} rows)' for n, t in sorted(sizes.items()))} in "
+        f"{time.perf_counter() - start:.0f} s")
+
+
+@dataclass
+class Bench:
+    """One run's database, settings and what it has found so far."""
+
+    url: sa.URL
+    engine: sa.Engine
+    scratch: Path
+    runs: int
+    rows: int
+    tables: dict[int, str]  # row count -> table of the read cases
+    about: str
+    sections: list[str] = field(default_factory=list)
+    goals: list[_report.Goal] = field(default_factory=list)
+    cells: dict[str, Any] = field(default_factory=dict)
+    order_by: dict[str, list[Result]] = field(default_factory=dict)  # reused by the cost growth
+    growth: str | None = None
+
+
+def reads(bench: Bench) -> None:
+    """Every read case, every peer that applies to it (connectorx's partitions only on the whole table)."""
+    for name, case in _data.CASES.items():
+        say(f"read {bench.rows:,} rows: {name}")
+        peers = [p for p in READS if case.whole_table or "partitions" not in p]
+        found = interleaved(peers, bench.runs, lambda p, name=name: measure("read", p, name, "t", bench.url))
+        text, bench.cells[name] = _report.read_section(case.title, bench.rows, found)
+        bench.sections.append(text)
+        bench.goals += _report.read_goals(case.label, bench.cells[name], name in _data.QUERY_CASES)
+        if name == "order_by":
+            bench.goals.append(_report.stretch_goal(bench.cells[name]))
+            bench.order_by = found
+
+
+def writes(bench: Bench, n: int) -> None:
+    """Each write target, emptied before each write and counted after it; the goals on the one without indexes."""
+    bench.cells["writes"] = {}
+    for target, source, encode_sql, title in write_targets(bench.engine, bench.scratch, n):
+        say(f"write {n:,} rows into {target}")
+        encoded = {"floor: COPY csv": bench.scratch / f"{target}.csv",
+                   "floor: COPY binary": bench.scratch / f"{target}.bin"}
+        for path in encoded.values():
+            copy_to_file(bench.url, encode_sql, path)
+
+        def one(peer: str, target: str = target, source: Path = source, encoded: dict = encoded) -> Result:
+            prepare(bench.engine, target)
+            result = measure("write", peer, str(encoded.get(peer, source)), target, bench.url)
+            with bench.engine.connect() as con:
+                written = con.exec_driver_sql(f"SELECT count(*) FROM {target}").scalar_one()
+            if "seconds" in result and written != n:
+                result = {"error": f"{written:,} rows in {target} after the write, not {n:,}"}
+            return result
+
+        text, found = _report.write_section(title, n, interleaved(list(WRITES), bench.runs, one))
+        bench.sections.append(text)
+        bench.cells["writes"][target] = found
+        if target == "t_plain":
+            bench.goals += _report.write_goals(found)
+
+
+def large(bench: Bench, stream: list[int], growth: list[int]) -> None:
+    """The streamed reads, then the cost growth (at the read cases' size, their ORDER BY figures)."""
+    by_size = {}
+    for n in stream:
+        say(f"stream {n:,} rows")
+        by_size[n] = interleaved(list(STREAMS), bench.runs,
+                                 lambda p, n=n: measure("stream", p, "order_by", bench.tables[n], bench.url))
+    text, found = _report.stream_section(stream, by_size)
+    bench.sections.append(text)
+    bench.goals += found
+    grown = {}
+    for n in growth:
+        if n == bench.rows and bench.order_by:
+            grown[n] = {p: bench.order_by[p] for p in ("read_frame", "floor: COPY binary")}
+            continue
+        say(f"growth {n:,} rows")
+        grown[n] = interleaved(["read_frame", "floor: COPY binary"], bench.runs,
+                               lambda p, n=n: measure("read", p, "order_by", bench.tables[n], bench.url))
+    bench.growth = _report.growth_section(growth, grown)
+    bench.sections.append(bench.growth)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 rows, print only")
-    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run, print only")
+    parser.add_argument("--rows", type=int, help="rows of the read cases (default 1000000)")
+    parser.add_argument("--write-rows", type=int, help="rows of the writes (default 200000)")
+    parser.add_argument("--growth", help="row counts of the cost-growth table (default 100000,1000000,10000000)")
+    parser.add_argument("--stream", help="row counts of the larger-than-memory case (default 1000000,10000000)")
+    parser.add_argument("--runs", type=int, help="runs per measurement, the median counts (default 3, quick 1)")
+    parser.add_argument("--only", help=f"comma-separated parts to run, of {', '.join(PARTS)} (default all)")
     parser.add_argument("--output", type=Path, help="Markdown file (default bench/results.md, none with --quick)")
-    parser.add_argument("--only", choices=["read", "write"], help="run only the reads or only the writes")
     args = parser.parse_args()
-    sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = QUICK if args.quick else FULL
+    rows, write_rows = args.rows or sizes["rows"], args.write_rows or sizes["write_rows"]
+    growth = [int(s) for s in (args.growth or sizes["growth"]).split(",")]
+    stream = [int(s) for s in (args.stream or sizes["stream"]).split(",")]
+    runs = args.runs or (1 if args.quick else 3)
+    parts = set((args.only or ",".join(PARTS)).split(","))
+    if parts - set(PARTS) or write_rows > rows:
+        parser.error(f"--only takes {', '.join(PARTS)}; --write-rows must not exceed --rows")
     output = args.output or (None if args.quick else HERE / "results.md")
+    if output and not output.parent.is_dir():  # found now, not after ten minutes of measuring
+        parser.error(f"--output {output}: folder {output.parent} does not exist; create it first")
+    tables = {rows: "t"}
+    if "large" in parts:
+        tables.update({n: f"t_{n}" for n in growth + stream if n != rows})
 
-    sections = []
     with db.fresh_database(prefix="pt_bench") as url, tempfile.TemporaryDirectory() as scratch:
         engine = db.create_engine(url)
-        Base.metadata.create_all(engine)
-        with engine.begin() as con:
-            con.exec_driver_sql("CREATE TABLE songs_plain (LIKE songs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-            con.exec_driver_sql("ALTER TABLE songs_plain ADD PRIMARY KEY (song_id)")
-        about = machine(engine)
-        for n in sizes:
-            data = Path(scratch) / f"songs-{n}.parquet"
-            songs = synthetic(n, 1, seed=1, n_links=1)["songs"]
-            songs.to_parquet(data, index=False)
-            if args.only != "write":
-                prepare(engine, "songs")
-                frames.write_frame(songs, "songs", engine)
-                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
-                    con.exec_driver_sql("VACUUM ANALYZE songs")
-                results: dict[str, list[dict[str, float]]] = {op: [] for op in READS}
-                for run in range(args.runs):
-                    order = list(READS)[run % len(READS):] + list(READS)[: run % len(READS)]
-                    for op in order:
-                        results[op].append(measure(op, "songs", url, data))
-                        print(f"read  {n:>9,} {op:<28} {results[op][-1]['seconds']:.3f} s", file=sys.stderr)
-                sections.append(read_section(n, results))
-            if args.only != "read":
-                for table, what in WRITE_TABLES.items():
-                    results = {op: [] for op in WRITES}
-                    for run in range(args.runs):
-                        for op in list(WRITES)[run % len(WRITES):] + list(WRITES)[: run % len(WRITES)]:
-                            prepare(engine, table)
-                            results[op].append(measure(op, table, url, data))
-                            print(
-                                f"write {n:>9,} {table:<12} {op:<18} {results[op][-1]['seconds']:.3f} s",
-                                file=sys.stderr,
-                            )
-                    sections.append(write_section(n, table, what, results))
+        build(engine, tables)
+        bench = Bench(url, engine, Path(scratch), runs, rows, tables, machine(engine))
+        if "reads" in parts:
+            reads(bench)
+        if "writes" in parts:
+            writes(bench, write_rows)
+        if "large" in parts:
+            large(bench, stream, growth)
         engine.dispose()
-    load = f"load average {os.getloadavg()[0]:.2f} at the end"
-    text = "\n\n".join([
-        f"Machine: {about}; {load}.",
-        f"Medians of {args.runs} runs, each in a fresh process, the peers interleaved. \"peak MB\" is the "
-        "process's peak RSS during the call (Linux VmHWM, reset just before it); \"extra MB\" is that peak "
-        "minus the RSS before the call (every peer's libraries already imported; for writes, the input "
-        "frame already loaded).",
-        *sections,
-        "Reproduce: `make bench` (or `.venv/bin/python bench/run.py "
-        f"--sizes {','.join(map(str, sizes))} --runs {args.runs}`).",
-    ])
-    print(text)
+    about = f"{bench.about}; load average {os.getloadavg()[0]:.2f} at the end"
+    command = (f".venv/bin/python bench/run.py --rows {rows} --write-rows {write_rows} --growth "
+               f"{','.join(map(str, growth))} --stream {','.join(map(str, stream))} --runs {runs}")
+    text = results_text(about, runs, bench.goals, bench.sections, command)
+    readme = readme_block(about, runs, rows, write_rows, bench.cells, bench.goals, bench.growth)
+    print(text + "\n\n---- README block (bench/readme_section.md) ----\n\n" + readme)
     if output:
-        output.write_text("# Benchmark results\n\n" + text + "\n")
+        output.write_text(text + "\n")
+        (output.parent / "readme_section.md").write_text(readme + "\n")
 
 
-def median(runs: list[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def read_section(n: int, results: dict[str, list[dict[str, float]]]) -> str:
-    base = median(results["pandas.read_sql"], "seconds")
-    base_mb = median(results["pandas.read_sql"], "extra_mb")
-    rows = [[op, f"{median(r, 'seconds'):.2f}", f"{base / median(r, 'seconds'):.1f}x",
-             f"{median(r, 'peak_mb'):.0f}", f"{median(r, 'extra_mb'):.0f}"] for op, r in results.items()]
-    ours = median(results["read_frame"], "seconds")
-    best_peer = min(("ADBC", "connectorx", "connectorx, 2 partitions"), key=lambda op: median(results[op], "seconds"))
-    verdict = (
-        f"read_frame vs pandas.read_sql: {base / ours:.1f}x faster (target 8x: "
-        f"{'met' if base / ours >= 8 else 'NOT met'}); vs the fastest other peer ({best_peer}, "
-        f"{median(results[best_peer], 'seconds'):.2f} s): {median(results[best_peer], 'seconds') / ours:.2f}x "
-        f"({'met' if ours <= median(results[best_peer], 'seconds') else 'NOT met'}); extra memory "
-        f"{median(results['read_frame'], 'extra_mb'):.0f} MB vs {base_mb:.0f} MB "
-        f"({'met' if median(results['read_frame'], 'extra_mb') <= base_mb / 2 else 'NOT met'}: target at most half)."
-    )
-    header = ["peer", "median s", "x vs read_sql", "peak MB", "extra MB"]
-    return f"### Read {n:,} songs (`SELECT * FROM songs`, 10 columns)\n\n{table_of(rows, header)}\n\n{verdict}"
-
-
-def write_section(n: int, table: str, what: str, results: dict[str, list[dict[str, float]]]) -> str:
-    base = median(results["DataFrame.to_sql"], "seconds")
-    rows = [[op, f"{median(r, 'seconds'):.2f}", f"{n / median(r, 'seconds'):,.0f}",
-             f"{base / median(r, 'seconds'):.1f}x", f"{median(r, 'extra_mb'):.0f}"] for op, r in results.items()]
-    ours = base / median(results["write_frame"], "seconds")
-    verdict = f"write_frame vs DataFrame.to_sql: {ours:.1f}x faster (target 15x: {'met' if ours >= 15 else 'NOT met'})."
-    header = ["peer", "median s", "rows/s", "x vs to_sql", "extra MB"]
-    return f"### Write {n:,} songs into `{table}` ({what})\n\n{table_of(rows, header)}\n\n{verdict}"
+def write_targets(engine: sa.Engine, scratch: Path, n: int) -> list[tuple[str, Path, str, str]]:
+    """Each write target with its input frame (Parquet), the SQL that encodes the same rows, and its title."""
+    autocommit(engine, _data.plain_sql("t_plain", "t"))
+    plain_sql = f"SELECT * FROM t WHERE id <= {n} ORDER BY id"
+    frames.read_frame(plain_sql, engine).to_parquet(scratch / "t_plain.parquet", index=False)
+    songs = synthetic(n, 1, seed=1, n_links=1)["songs"]
+    songs.to_parquet(scratch / "songs.parquet", index=False)
+    prepare(engine, "songs")
+    frames.write_frame(songs, "songs", engine)  # in the table once, so that the server encodes the floor's input
+    return [
+        ("t_plain", scratch / "t_plain.parquet", plain_sql, "`t_plain` (the read table's columns, no index)"),
+        ("songs", scratch / "songs.parquet", "SELECT * FROM songs ORDER BY song_id",
+         "the model's `songs` (primary key, two secondary indexes)"),
+    ]
 
 
 if __name__ == "__main__":
