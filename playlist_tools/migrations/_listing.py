@@ -2,6 +2,8 @@
 
 The table-shaping half of :mod:`playlist_tools.migrations`: nothing here
 touches a database or a file, so everything is easy to test on its own.
+That includes what an index or key in a diff *is*, its name aside
+(:func:`op_signature`), which rename detection (``_renames``) pairs by.
 
 Examples
 --------
@@ -16,14 +18,19 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 from alembic import util
+from alembic.operations import ops
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["COLUMNS", "DIFF_COLUMNS", "down_revisions", "ancestors", "ordered", "revision_frame", "diff_frame"]
+__all__ = [
+    "COLUMNS", "DIFF_COLUMNS", "down_revisions", "ancestors", "ordered", "revision_frame", "diff_frame", "sql_type",
+    "object_name", "op_signature", "paired",
+]
 
 COLUMNS = ["rev", "down_rev", "message", "is_current", "is_head"]
 """The columns of every revision listing (``current``, ``history``, ``heads``, ``upgrade``...)."""
@@ -82,7 +89,8 @@ def revision_frame(scripts: Iterable[Script], current: Iterable[str], heads: Ite
     return pd.DataFrame(data, columns=COLUMNS).astype({"is_current": bool, "is_head": bool})
 
 
-def _sql_type(value: object) -> str:
+def sql_type(value: object) -> str:
+    """A SQLAlchemy type as PostgreSQL spells it (``VARCHAR(120)``); anything else as its repr."""
     compile_ = getattr(value, "compile", None)
     return str(compile_(dialect=postgresql.dialect())) if compile_ else repr(value)
 
@@ -90,13 +98,16 @@ def _sql_type(value: object) -> str:
 def _diff_row(diff: tuple[object, ...]) -> tuple[str, str, str, str]:
     """One autogenerate diff tuple (``UpgradeOps.as_diffs()``) as (op, table, name, detail)."""
     kind, rest = str(diff[0]), diff[1:]
+    if kind.startswith("rename_"):  # ours (migrations._renames): (kind, schema, table, old, new, detail)
+        _, table_name, old, new, detail = rest
+        return kind, str(table_name), f"{old} -> {new}", str(detail)
     if kind.endswith("_column"):  # (kind, schema, table name, Column)
         _, table_name, column = rest
         null = "NULL" if column.nullable else "NOT NULL"  # type: ignore[attr-defined]
-        return kind, str(table_name), column.name, f"{_sql_type(column.type)} {null}"  # type: ignore[attr-defined]
+        return kind, str(table_name), column.name, f"{sql_type(column.type)} {null}"  # type: ignore[attr-defined]
     if kind.startswith("modify_"):  # (kind, schema, table, column, existing, old, new)
         _, table_name, column_name, _, old, new = rest
-        return kind, str(table_name), str(column_name), f"{_sql_type(old)} -> {_sql_type(new)}"
+        return kind, str(table_name), str(column_name), f"{sql_type(old)} -> {sql_type(new)}"
     item = rest[0]  # a Table, Index or Constraint
     if kind.endswith("_table"):
         return kind, item.name, "", ", ".join(c.name for c in item.columns)  # type: ignore[attr-defined]
@@ -108,6 +119,10 @@ def _diff_row(diff: tuple[object, ...]) -> tuple[str, str, str, str]:
 def diff_frame(diffs: Iterable[object]) -> pd.DataFrame:
     """Autogenerate's diffs as rows ``op, table, name, detail``, in the file's order.
 
+    Renames (``rename_column``, ``rename_table``, ``rename_index``,
+    ``rename_constraint``, and the unconfirmed ``rename_column?`` and
+    ``rename_table?``) show ``old -> new`` as their name.
+
     Examples
     --------
     >>> import sqlalchemy as sa
@@ -115,8 +130,50 @@ def diff_frame(diffs: Iterable[object]) -> pd.DataFrame:
     >>> diff_frame([("add_column", None, "playlists", column)])
                op      table         name     detail
     0  add_column  playlists  description  TEXT NULL
+    >>> diff_frame([("rename_column?", None, "songs", "media_type", "file_format", "VARCHAR(120) NULL")])
+                   op  table                       name             detail
+    0  rename_column?  songs  media_type -> file_format  VARCHAR(120) NULL
     """
     flat: list[tuple[object, ...]] = []
     for diff in diffs:
         flat.extend(diff if isinstance(diff, list) else [diff])  # modify_* come grouped
     return pd.DataFrame([_diff_row(d) for d in flat], columns=DIFF_COLUMNS)
+
+
+def op_signature(op: Any, tables: Mapping[str, str], columns: Mapping[tuple[str, str], str]) -> tuple[Any, ...]:
+    """What an index or key is, its name aside, once ``tables`` and ``columns`` are renamed."""
+    def cols(table: str, names: Any) -> tuple[str, ...]:
+        return tuple(columns.get((table, str(getattr(c, "name", c))), str(getattr(c, "name", c))) for c in names)
+
+    if isinstance(op, ops.CreateForeignKeyOp):
+        source, referent = op.source_table, op.referent_table
+        return ("fk", tables.get(source, source), cols(source, op.local_cols), tables.get(referent, referent),
+                cols(referent, op.remote_cols), sorted(op.kw.items()))
+    table = op.table_name
+    if isinstance(op, ops.CreateIndexOp):
+        return ("index", tables.get(table, table), bool(op.unique), cols(table, op.columns))
+    if isinstance(op, ops.CreateCheckConstraintOp):
+        return ("ck", tables.get(table, table), str(op.condition))
+    return (type(op).__name__, tables.get(table, table), cols(table, getattr(op, "columns", ())))
+
+
+def object_name(op: Any) -> str:
+    """The name of a ``CreateIndexOp`` or ``AddConstraintOp``."""
+    return str(op.index_name if isinstance(op, ops.CreateIndexOp) else op.constraint_name)
+
+
+def paired(gone: list[Any], made: list[Any], tables: Mapping[str, str],
+           columns: Mapping[tuple[str, str], str]) -> list[tuple[Any, Any]]:
+    """Dropped and made objects that are one object renamed: the same definition once the renames apply.
+
+    ``gone`` and ``made`` hold tuples whose last item is a create op (a drop as its reverse);
+    objects the renames do not touch are never paired.
+    """
+    pairs, free = [], list(made)
+    for entry in gone:
+        wanted = op_signature(entry[2], tables, columns)
+        match = next((m for m in free if op_signature(m[2], {}, {}) == wanted), None)
+        if match is not None and wanted != op_signature(entry[2], {}, {}):  # and the renames touch it
+            free.remove(match)
+            pairs.append((entry, match))
+    return pairs

@@ -8,6 +8,9 @@ default to the next readable number, never a random one.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
+
 import pandas as pd
 import sqlalchemy as sa
 from alembic import autogenerate, command
@@ -20,6 +23,7 @@ from playlist_tools.migrations._config import current_heads, resolve
 from playlist_tools.migrations._config import script as _script
 from playlist_tools.migrations._errors import alembic_errors
 from playlist_tools.migrations._listing import diff_frame
+from playlist_tools.migrations._renames import found
 
 
 def next_id(script: ScriptDirectory) -> str:
@@ -47,8 +51,25 @@ def _require_head(cfg: Config, script: ScriptDirectory) -> None:
         )
 
 
+@contextlib.contextmanager
+def _given(cfg: Config, **attributes: object) -> Iterator[None]:
+    """``cfg.attributes`` with these set (those that are not ``None``) for the block, as they were after."""
+    saved = {key: cfg.attributes[key] for key in attributes if key in cfg.attributes}
+    given = {key: value for key, value in attributes.items() if value is not None}
+    cfg.attributes.update(given)
+    try:
+        yield
+    finally:
+        for key in given:
+            cfg.attributes.pop(key, None)
+        cfg.attributes.update(saved)
+
+
 def _autogenerate(cfg: Config) -> list[object]:
-    """Autogenerate's diffs against the config's target metadata, writing nothing."""
+    """Autogenerate's diffs against the config's target metadata, writing nothing.
+
+    First a row for each rename candidate left unconfirmed (``rename_column?``, ``rename_table?``).
+    """
     script = _script(cfg)
     _require_head(cfg, script)
     context = autogenerate.RevisionContext(cfg, script, dict(
@@ -56,24 +77,42 @@ def _autogenerate(cfg: Config) -> list[object]:
         branch_label=None, version_path=None, rev_id=None, depends_on=None,
     ))
 
+    unconfirmed: list[object] = []
+
     def retrieve(rev: object, ctx: object) -> list[object]:
         context.run_autogenerate(rev, ctx)  # type: ignore[arg-type]
+        # While the connection is open: a table's candidates are found in the database.
+        upgrade_ops = context.generated_revisions[-1].upgrade_ops_list
+        unconfirmed.extend(c.diff() for ops in upgrade_ops for c in found(ops, ctx))
         return []
 
     with alembic_errors(cfg), EnvironmentContext(cfg, script, fn=retrieve, as_sql=False,
                                           template_args=context.template_args,
                                           revision_context=context):
         script.run_env()
-    return [diff for ops in context.generated_revisions[-1].upgrade_ops_list for diff in ops.as_diffs()]
+    return unconfirmed + [d for ops in context.generated_revisions[-1].upgrade_ops_list for d in ops.as_diffs()]
 
 
-def preview(config: Config | None = None, metadata: sa.MetaData | None = None) -> pd.DataFrame:
+def preview(
+    config: Config | None = None, metadata: sa.MetaData | None = None, *, renames: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """The operations ``alembic revision --autogenerate`` would write, without writing a file.
+
+    A dropped and an added column of the same type and nullability in one
+    table (or a dropped and an added table with the same columns) may be
+    one thing renamed: each such candidate comes first, as a row
+    ``rename_column?`` (``rename_table?``) named ``old -> new``, followed
+    by the drop and the add that would be written unless ``renames``
+    confirms it; a confirmed one is a ``rename_column`` (``rename_table``) row,
+    with ``rename_index`` / ``rename_constraint`` rows for what follows its name.
 
     Parameters
     ----------
     metadata : sqlalchemy.MetaData, optional
         The models to compare with; default the config's target metadata.
+    renames : mapping of str to str, optional
+        The renames to write: ``{"songs.media_type": "file_format"}`` for a
+        column, ``{"songs": "tracks"}`` for a table (``-x rename=`` on the CLI).
 
     Returns
     -------
@@ -84,6 +123,8 @@ def preview(config: Config | None = None, metadata: sa.MetaData | None = None) -
     ------
     MigrationError
         When the database is not at head (autogenerate compares against head).
+    SettingError
+        When ``renames`` names no candidate (the message lists them).
 
     Examples
     --------
@@ -101,17 +142,8 @@ def preview(config: Config | None = None, metadata: sa.MetaData | None = None) -
     0  add_column  playlists  description  TEXT NULL
     """
     cfg = resolve(config)
-    saved = cfg.attributes.get("target_metadata")
-    if metadata is not None:
-        cfg.attributes["target_metadata"] = metadata
-    try:
+    with _given(cfg, target_metadata=metadata, renames=renames):
         return diff_frame(_autogenerate(cfg))
-    finally:
-        if metadata is not None:
-            if saved is None:
-                del cfg.attributes["target_metadata"]
-            else:
-                cfg.attributes["target_metadata"] = saved
 
 
 def check(config: Config | None = None) -> pd.DataFrame:
@@ -144,8 +176,12 @@ def revision(
     splice: bool = False,
     branch_label: str | None = None,
     depends_on: str | None = None,
+    renames: Mapping[str, str] | None = None,
 ) -> Script:
     """Write a new revision file (``alembic revision``).
+
+    A rename is written as one only when ``renames`` confirms it (see
+    :func:`preview`, which lists the candidates); nothing is asked here.
 
     Parameters
     ----------
@@ -157,6 +193,11 @@ def revision(
         ``--rev-id``; default the next readable number (``0006`` after ``0005``), never random.
     head, splice, branch_label, depends_on
         ``--head``, ``--splice``, ``--branch-label``, ``--depends-on``.
+    renames : mapping of str to str, optional
+        ``{"songs.media_type": "file_format"}``: write ``op.alter_column(..., new_column_name=...)``
+        both ways instead of a drop and an add; ``{"songs": "tracks"}``: ``op.rename_table``
+        (``-x rename=songs.media_type:file_format``, ``-x rename=songs:tracks`` on the CLI).
+        One that names no candidate raises :class:`SettingError` and nothing is written.
 
     Returns
     -------
@@ -188,7 +229,7 @@ def revision(
     cfg = resolve(config)
     if autogenerate:
         _require_head(cfg, _script(cfg))
-    with alembic_errors(cfg):
+    with _given(cfg, renames=renames), alembic_errors(cfg):
         written = command.revision(
             cfg, message, autogenerate=autogenerate, rev_id=rev_id or next_id(_script(cfg)),
             head=head, splice=splice, branch_label=branch_label, depends_on=depends_on,
