@@ -16,7 +16,12 @@ notebooks can all drive the same migrations:
 * every migration runs in its own transaction, with ``lock_timeout`` set,
   and concurrent runs are serialised by an advisory lock
   (``playlist_tools.migrations.locks``);
-* autogenerate never proposes dropping a table the models don't know;
+* autogenerate never proposes dropping a table the models don't know, nor a
+  column the migration history never created (an analyst's own);
+* an upgrade or downgrade that would destroy data is refused, counted
+  inside the migration lock, unless run with ``-x allow_data_loss=true``
+  (``config.attributes["allow_data_loss"]`` from Python); ``--sql`` output
+  says ``-- destroys ...`` above each drop;
 * every error leaves as one line (``FAILED: ...`` on the CLI); an empty
   revision typed on the command line is refused before anything connects.
 
@@ -40,7 +45,7 @@ def _configure(**kwargs: object) -> None:
     context.configure(
         target_metadata=_env.target_metadata(config),  # inside cli_errors: a bad models file is one line
         compare_type=True,
-        include_object=_env.include_object,
+        include_object=_env.include_object(config, context),
         transaction_per_migration=True,
         on_version_apply=config.attributes.get("on_version_apply", ()),
         process_revision_directives=_env.process_revision_directives,
@@ -54,16 +59,20 @@ def run_migrations_offline() -> None:
     Only the dialect matters here, so no server is started. The script
     starts with the ``SET lock_timeout`` an online run would use.
     """
-    _configure(url=_env.offline_url(config), dialect_name="postgresql", literal_binds=True)
+    _configure(
+        url=_env.offline_url(config), dialect_name="postgresql", literal_binds=True,
+        output_buffer=_env.sql_output(config),
+    )
     context.execute(_env.lock_timeout_sql(config))
     with context.begin_transaction():
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
-    """Run against a live database, holding the migration lock."""
+    """Run against a live database, holding the migration lock; a lossy plan is refused in it."""
     with _env.connection(config) as connection, _env.migrating(config, connection):
         _configure(connection=connection)
+        _env.guard(context.get_context(), config)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -113,6 +113,7 @@ def test_downgrade_0002_drops_only_description(alembic_config, engine: Engine) -
             sa.text("SELECT playlist_id, title, created_at FROM playlists ORDER BY 1")
         ).all()
 
+    alembic_config.attributes["allow_data_loss"] = True  # the description is lost on purpose
     command.downgrade(alembic_config, "0001")
 
     assert "description" not in columns(engine, "playlists")

@@ -8,7 +8,11 @@ ours live here, where they are typed, documented and tested:
   :func:`playlist_tools.migrations._config.connection`);
 * :func:`target_metadata`: the caller's metadata, else ``Base.metadata`` of the
   ``models`` file the ini names (a workspace's ``models.py``), else the package's models;
-* :func:`include_object`: autogenerate leaves tables the models don't know alone;
+* :func:`include_object`: autogenerate leaves alone tables the models don't know, and
+  columns the migration history never created (analysts' own);
+* :func:`guard`: an online upgrade or downgrade that would destroy data is
+  refused inside the migration lock unless consented (:mod:`._consent`);
+* :func:`sql_output`: ``--sql`` output, with a ``-- destroys ...`` comment above each drop;
 * :func:`process_revision_directives`: ``alembic revision`` without ``--rev-id``
   gets the next readable id (``0006`` after ``0005``), never a random one;
 * :func:`migrating`: the migration lock and ``lock_timeout`` around a run,
@@ -43,12 +47,13 @@ from sqlalchemy.engine import URL, Connection
 
 from playlist_tools import db
 from playlist_tools.errors import MigrationError, first_line, one_line
-from playlist_tools.migrations import _config, _renames, locks
+from playlist_tools.migrations import _config, _consent, _renames, _replay, locks
+from playlist_tools.migrations._data_loss import kept_proxies, quiet_alembic
 from playlist_tools.migrations._errors import cli_errors
 
 __all__ = [
-    "cli_errors", "connection", "include_object", "lock_timeout_sql", "migrating", "offline_url",
-    "process_revision_directives", "target_metadata",
+    "ANALYST_COLUMNS_OPTION", "cli_errors", "connection", "guard", "include_object", "lock_timeout_sql", "migrating",
+    "offline_url", "process_revision_directives", "sql_output", "target_metadata",
 ]
 
 MIGRATIONS_APPLICATION_NAME = f"{db.APPLICATION_NAME} migrations"
@@ -114,12 +119,83 @@ def process_revision_directives(context: MigrationContext, revision: Any, direct
         directive.rev_id = f"{first + offset:04d}"
 
 
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    """Autogenerate's filter: leave alone tables that exist in the database but not in the models.
+ANALYST_COLUMNS_OPTION = "keep_analyst_columns"
+"""``-x keep_analyst_columns=false`` (or ``keep_analyst_columns = false`` in the ini): Alembic's plain rule."""
 
-    Analysts keep scratch tables in the same database; a migration must not drop them.
+
+class _ObjectFilter:
+    """Autogenerate's ``include_object``: what in the database but not in the models it may propose to drop.
+
+    * a table the models don't know is left alone (analysts' scratch tables);
+    * a column the models don't have is proposed for removal only if the
+      migration history created it, i.e. it exists in the schema replayed
+      at the database's current revision (:func:`~playlist_tools.migrations._replay.template`);
+      a column added by hand (an analyst's ``my_note``) is left alone, and
+      so are the indexes and constraints on it. The replay happens only
+      when such a column turns up (first time: one replay per revision, cached).
+
+    ``-x keep_analyst_columns=false`` or ``keep_analyst_columns = false``
+    in the ini gives Alembic's plain rule for columns (drop all of them).
     """
-    return not (type_ == "table" and reflected and compare_to is None)
+
+    def __init__(self, config: Config, environment: Any) -> None:
+        self._config = config
+        self._environment = environment
+        self._keep = _consent.flag(
+            config, ANALYST_COLUMNS_OPTION, True,
+            f"write -x {ANALYST_COLUMNS_OPTION}=false for Alembic's plain rule, or leave it out",
+        )
+        self._created: dict[str | None, set[tuple[str, str]]] = {}
+
+    def __call__(self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+        if not reflected or compare_to is not None:
+            return True
+        if type_ == "table":
+            return False
+        if not self._keep:
+            return True
+        if type_ == "column":
+            return not self._analysts(obj.table, [obj.name])
+        if type_ in ("index", "unique_constraint", "foreign_key_constraint"):
+            return not self._analysts(obj.table, [c.name for c in obj.columns])
+        return True
+
+    def _analysts(self, table: sa.Table, names: list[str]) -> bool:
+        """Whether any of ``table``'s columns ``names`` is one the history never created."""
+        created = self._history(table.schema)
+        return any((table.name, column) not in created for column in names)
+
+    def _history(self, schema: str | None) -> set[tuple[str, str]]:
+        if schema not in self._created:
+            created: set[tuple[str, str]] = set()
+            for head in self._environment.get_context().get_current_heads():  # a merge: union of its branches
+                with quiet_alembic(), kept_proxies():  # a replay runs Alembic inside this run
+                    url = _replay.template(self._config, head)
+                with db.connection(url) as conn:  # a brief read: others copy from the cache
+                    inspector = sa.inspect(conn)
+                    created |= {
+                        (table, column["name"])
+                        for table in inspector.get_table_names(schema=schema)
+                        for column in inspector.get_columns(table, schema=schema)
+                    }
+            self._created[schema] = created
+        return self._created[schema]
+
+
+def include_object(config: Config, environment: Any) -> Any:
+    """The ``include_object`` for ``context.configure``; see :class:`_ObjectFilter` for the rule.
+
+    ``environment`` is ``alembic.context`` (its migration context gives the current heads).
+    """
+    return _ObjectFilter(config, environment)
+
+
+def sql_output(config: Config) -> Any:
+    """Where ``--sql`` writes: the config's buffer (else stdout), with ``-- destroys ...`` above each drop."""
+    return _consent.commenting(config.output_buffer or sys.stdout)
+
+
+guard = _consent.guard
 
 
 def offline_url(config: Config) -> URL | None:

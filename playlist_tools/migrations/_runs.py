@@ -16,11 +16,10 @@ import pandas as pd
 from alembic import command
 from alembic.config import Config
 
-from playlist_tools.errors import DataLossError, MigrationError
+from playlist_tools.errors import DataLossError, MigrationError  # noqa: F401  (DataLossError: the doctest's)
 from playlist_tools.migrations._config import current_heads as _current_heads
 from playlist_tools.migrations._config import resolve
 from playlist_tools.migrations._config import script as _script
-from playlist_tools.migrations._data_loss import data_loss, describe_losses
 from playlist_tools.migrations._errors import alembic_errors as _errors
 from playlist_tools.migrations._errors import check_revision
 from playlist_tools.migrations._listing import ordered, revision_frame
@@ -52,6 +51,26 @@ def _recording(cfg: Config) -> Iterator[list[str]]:
             cfg.attributes["on_version_apply"] = saved
 
 
+@contextlib.contextmanager
+def _consent(cfg: Config, allow_data_loss: bool) -> Iterator[None]:
+    """Tell env.py, for this call only, whether data may be lost (``config.attributes["allow_data_loss"]``).
+
+    env.py counts the loss inside the migration lock, on the migration
+    connection, and refuses a loss without consent before any step runs
+    (see :mod:`playlist_tools.migrations._consent`); the refusal reaches us
+    as :class:`DataLossError`.
+    """
+    saved = cfg.attributes.get("allow_data_loss")
+    cfg.attributes["allow_data_loss"] = allow_data_loss
+    try:
+        yield
+    finally:
+        if saved is None:
+            del cfg.attributes["allow_data_loss"]
+        else:
+            cfg.attributes["allow_data_loss"] = saved
+
+
 def _ran(cfg: Config, revisions: list[str], upward: bool) -> pd.DataFrame:
     """What ran, in history order (reversed for a downgrade), not Alembic's.
 
@@ -64,8 +83,10 @@ def _ran(cfg: Config, revisions: list[str], upward: bool) -> pd.DataFrame:
     return frame if upward else frame.iloc[::-1].reset_index(drop=True)
 
 
-def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | None = None) -> pd.DataFrame:
-    """Upgrade the database (``alembic upgrade <revision>``).
+def upgrade(
+    config: Config | None = None, revision: str = "head", *, allow_data_loss: bool = False, tag: str | None = None
+) -> pd.DataFrame:
+    """Upgrade the database (``alembic upgrade <revision>``), refusing to lose data.
 
     Parameters
     ----------
@@ -73,6 +94,9 @@ def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | 
         See the module docstring.
     revision : str
         Target: ``"head"``, ``"heads"``, an id, or ``"+N"``.
+    allow_data_loss : bool
+        Run even when an upgrade drops a column or table that holds data
+        (``-x allow_data_loss=true`` on the CLI); see :func:`downgrade`.
     tag : str, optional
         Passed to env.py (``--tag``).
 
@@ -86,6 +110,8 @@ def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | 
     ------
     RevisionError
         For an unknown or ambiguous ``revision``; nothing runs.
+    DataLossError
+        Before anything runs, when an upgrade would destroy data and ``allow_data_loss`` is false.
 
     Examples
     --------
@@ -99,7 +125,7 @@ def upgrade(config: Config | None = None, revision: str = "head", *, tag: str | 
     """
     cfg = resolve(config)
     check_revision(revision)
-    with _errors(cfg), _recording(cfg) as applied:
+    with _errors(cfg), _consent(cfg, allow_data_loss), _recording(cfg) as applied:
         command.upgrade(cfg, revision, tag=tag)
     return _ran(cfg, applied, upward=True)
 
@@ -116,7 +142,7 @@ def downgrade(
     revision : str
         Target: an id, ``"base"`` or ``"-N"``.
     allow_data_loss : bool
-        Run even when :func:`data_loss` counts something (no CLI flag: the CLI never checks).
+        Run even when :func:`data_loss` counts something (``-x allow_data_loss=true`` on the CLI).
     tag : str, optional
         Passed to env.py (``--tag``).
 
@@ -132,8 +158,10 @@ def downgrade(
 
     Notes
     -----
-    The count is taken just before the downgrade, outside its migration
-    lock: rows another session writes in between are not counted.
+    The count is taken by env.py inside the migration lock, on the
+    connection the steps then run on, for the very steps Alembic planned:
+    no other migration can change it in between. (A session that writes
+    rows without migrating is not held back by that lock.)
 
     Examples
     --------
@@ -155,20 +183,16 @@ def downgrade(
     """
     cfg = resolve(config)
     check_revision(revision)
-    if not allow_data_loss:
-        what = describe_losses(data_loss(cfg, revision))
-        if what:
-            raise DataLossError(
-                f"downgrade to {revision!r} would destroy {what}; "
-                "pass allow_data_loss=True to downgrade anyway"
-            )
-    with _errors(cfg), _recording(cfg) as reverted:
+    with _errors(cfg), _consent(cfg, allow_data_loss), _recording(cfg) as reverted:
         command.downgrade(cfg, revision, tag=tag)
     return _ran(cfg, reverted, upward=False)
 
 
 def sql(config: Config | None = None, revision_range: str = "base:head", *, downgrade: bool = False) -> str:
     """The SQL a migration would run, without a database (``alembic upgrade --sql``).
+
+    Nothing runs, so nothing is counted or refused; each statement that
+    drops a table or a column has a ``-- destroys ...`` comment above it.
 
     Parameters
     ----------
@@ -182,7 +206,7 @@ def sql(config: Config | None = None, revision_range: str = "base:head", *, down
     >>> [line for line in sql(None, "0001:0002").splitlines() if "description" in line]
     ['ALTER TABLE playlists ADD COLUMN description TEXT;']
     >>> [line for line in sql(None, "0002:0001", downgrade=True).splitlines() if "description" in line]
-    ['ALTER TABLE playlists DROP COLUMN description;']
+    ['-- destroys the values of playlists.description', 'ALTER TABLE playlists DROP COLUMN description;']
     """
     cfg = resolve(config)
     check_revision(revision_range)
