@@ -1,8 +1,9 @@
 """The ``playlist-tools`` command line.
 
 ``playlist-tools db status|url|start|stop|reset|psql`` manages the database
-the package uses; ``playlist-tools db locks`` shows who blocks whom, and
-``playlist-tools lint`` runs squawk over the migrations' SQL. Errors print
+the package uses; ``playlist-tools db locks`` shows who blocks whom,
+``playlist-tools lint`` runs squawk over the migrations' SQL, and
+``playlist-tools migrate plan [TARGET]`` shows what an upgrade would lock, rewrite, scan and destroy. Errors print
 one line on stderr, never a traceback, and exit with status 1; a wrong
 command line exits with status 2.
 
@@ -17,17 +18,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
 from playlist_tools import db
 from playlist_tools.errors import PlaylistToolsError, SettingError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = ["build_parser", "main", "psql_command"]
 
 PROG = "playlist-tools"
+_SESSION = re.compile(r"; (?=pid \d+ \(application_name )")  # between two SessionInfo.describe() phrases
 
 
 def _using_database_url() -> bool:
@@ -151,15 +158,63 @@ def _db_locks(args: argparse.Namespace) -> int:
 def _lint(args: argparse.Namespace) -> int:
     from playlist_tools import migrations  # alembic, pandas: only when asked for
 
-    if args.config is not None and not os.path.isfile(args.config):
-        raise SettingError(f"no alembic.ini at {args.config!r}; pass the path of an existing file to -c")
-    findings = migrations.lint(migrations.config(ini=args.config), args.range)
+    findings = migrations.lint(_config_arg(args.config), args.range)
     for row in findings.itertuples():
         help_text = f" ({row.help})" if isinstance(row.help, str) else ""
         revision = row.revision if isinstance(row.revision, str) else "-"
         print(f"{revision}:{row.line}: {row.rule}: {row.message}{help_text}")
     print(f"{len(findings)} finding(s) in {args.range}" if len(findings) else f"no findings in {args.range}")
     return 1 if len(findings) else 0
+
+
+def _config_arg(path: str | None) -> Config:
+    from playlist_tools import migrations
+
+    if path is not None and not os.path.isfile(path):
+        raise SettingError(f"no alembic.ini at {path!r}; pass the path of an existing file to -c")
+    return migrations.config(ini=path)
+
+
+def _cell(value: object) -> str:
+    """A DataFrame cell as plan prints it: NA as ``-``, booleans as yes/no."""
+    if type(value).__name__ in {"bool", "bool_"}:  # numpy's too
+        return "yes" if value else "no"
+    return "-" if value is None or type(value).__name__ == "NAType" else str(value)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """``migrate plan``: one line per statement and table; ``!`` where it would wait for a session or destroy data.
+
+    Below the table: why anything was not measured, and each session in the way as ``db locks`` describes it.
+    """
+    from playlist_tools import migrations
+
+    plan = migrations.impact(_config_arg(args.config), args.target)
+    if plan.empty:
+        print(f"nothing to run: the database is already at {args.target}")
+        return 0
+    pids = [[part.split(" ", 2)[1] for part in _SESSION.split(cell)] if cell else [] for cell in plan["blocked_by"]]
+    lines = [["", "revision", "operation", "table", "lock", "rewrites", "scans", "rows", "blocked by", "destroys",
+              "lint", "sql"]]
+    for row, blocked in zip(plan.itertuples(), pids, strict=True):
+        destroys = row.destroys if isinstance(row.destroys, str) else ("not counted" if row.table else "")
+        marker = "!" if blocked or (isinstance(row.destroys, str) and row.destroys) else ""
+        rules = ", ".join(re.findall(r"(?:^|; )([a-z0-9-]+): ", row.lint))
+        sql = " ".join(str(row.sql).split())
+        lines.append([marker, row.revision, row.operation, *map(_cell, (row.table, row.lock, row.rewrites, row.scans,
+                      row.rows)), ", ".join(f"pid {p}" for p in blocked) or "-", destroys or "-", rules or "-",
+                      sql if len(sql) <= 60 else sql[:57] + "..."])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1])
+    for note in dict.fromkeys(plan["note"].dropna()):
+        print(f"note: {note}")
+    in_the_way = dict.fromkeys(part for cell in plan["blocked_by"] if cell for part in _SESSION.split(cell))
+    for session in in_the_way:
+        print(f"! waits for {session}")
+    marked = sum(1 for line in lines[1:] if line[0])
+    print(f"{len(plan)} row(s) to {args.target}; {marked} marked ! (would wait for another session or destroy data)")
+    return 0
 
 
 def _sample_load(args: argparse.Namespace) -> int:
@@ -202,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lint_parser.add_argument("-c", "--config", help="an alembic.ini (default: the repo's)")
     lint_parser.set_defaults(handler=_lint)
+
+    migrate_parser = commands.add_parser("migrate", help="migrations: see what one would do before it runs")
+    migrate_commands = migrate_parser.add_subparsers(dest="migrate_command", required=True, metavar="ACTION")
+    help = "what moving to TARGET would lock, rewrite, scan and destroy, measured on a replay; nothing runs"
+    plan = migrate_commands.add_parser("plan", help=help, description=help)
+    plan.add_argument("target", nargs="?", default="head", help="head (default), an id, +N, -N or base")
+    plan.add_argument("-c", "--config", help="an alembic.ini (default: the repo's)")
+    plan.set_defaults(handler=_plan)
 
     sample_parser = commands.add_parser("sample", help="the sample playlists (from Chinook, MIT)")
     sample_commands = sample_parser.add_subparsers(dest="sample_command", required=True, metavar="ACTION")
