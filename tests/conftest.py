@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine
 
-from playlist_tools import db, migrations
+from playlist_tools import db
+from playlist_tools.migrations import _replay
 
 from helpers import REPO_ROOT
 
@@ -38,11 +40,29 @@ def server_url() -> Iterator[URL]:
     """The server every test database lives on (started once if embedded).
 
     The schema caches that replays built there during the run are dropped at
-    its end, so the suite leaves nothing on the server.
+    its end, so the suite leaves nothing on the server; caches that were
+    there before (a notebook's) stay.
     """
     url = db.resolve_url()
+    before = set(replay_caches(url))
     yield url
-    migrations.drop_replays(migrations.config(url))
+    made = sorted(set(replay_caches(url)) - before)
+    admin = db.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for name in made:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def replay_caches(url: URL) -> list[str]:
+    """The schema cache databases (``migrations._replay``) on the server of ``url``."""
+    with db.connection(url) as conn:
+        return conn.execute(
+            sa.text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
+            {"prefix": _replay.CACHE_PREFIX},
+        ).scalars().all()
 
 
 @pytest.fixture

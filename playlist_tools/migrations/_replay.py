@@ -44,7 +44,7 @@ from alembic.config import Config
 from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
-from playlist_tools.errors import MigrationError, first_line, one_line
+from playlist_tools.errors import MigrationError, RevisionError, first_line, one_line
 from playlist_tools.migrations._config import resolve, script
 from playlist_tools.migrations._errors import alembic_errors, check_revision
 
@@ -74,6 +74,11 @@ def server_url(cfg: Config) -> URL:
 def _revisions(cfg: Config, revision: str) -> tuple[str, ...]:
     """The ids ``revision`` names (``head`` -> the head's id); empty for ``base``."""
     check_revision(revision)
+    if re.fullmatch(r"\s*[+-]\d+\s*|.*@.*|.*:.*", revision):
+        raise RevisionError(
+            f"revision {revision!r} is relative or a range; the schema at a revision needs one point of the "
+            "history: an id (alembic history lists them), head, heads or base"
+        )
     history = script(cfg)
     with alembic_errors(cfg):
         return tuple(sorted(s.revision for s in history.get_revisions(revision) if s is not None))
@@ -191,15 +196,20 @@ def replayed(config: Config | None, revision: str, *, prefix: str = "playlist_to
     sqlalchemy.engine.URL
         The copy's URL, on the config's server.
     """
-    source = template(config, revision)
+    cfg = resolve(config)
+    server = server_url(cfg)  # the copy is made from here: a session on the cache itself would block others
+    source = template(cfg, revision)
     deadline = time.monotonic() + _BUSY_RETRY_SECONDS
     while True:
         copying = contextlib.ExitStack()
         try:
-            url = copying.enter_context(db.fresh_database(source, prefix=prefix, template=source.database))
+            url = copying.enter_context(db.fresh_database(server, prefix=prefix, template=source.database))
         except sa.exc.DBAPIError as err:
-            # 55006: a reader (schema.at) is connected to the cache for a moment; wait for it.
             state = _state(err)
+            if state == "3D000" and time.monotonic() <= deadline:
+                source = template(cfg, revision)  # dropped meanwhile (drop_replays elsewhere): build it again
+                continue
+            # 55006: a reader (schema.at) is connected to the cache for a moment; wait for it.
             if state != "55006" or time.monotonic() > deadline:
                 hint = f"; {_NEEDS_CREATEDB}" if state == "42501" else ""
                 raise MigrationError(
