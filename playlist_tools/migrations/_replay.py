@@ -41,6 +41,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
@@ -71,7 +72,7 @@ def server_url(cfg: Config) -> URL:
     return db.resolve_url(cfg.attributes.get("url"))
 
 
-def _revisions(cfg: Config, revision: str) -> tuple[str, ...]:
+def _revisions(cfg: Config, history: ScriptDirectory, revision: str) -> tuple[str, ...]:
     """The ids ``revision`` names (``head`` -> the head's id); empty for ``base``."""
     check_revision(revision)
     if re.fullmatch(r"\s*[+-]\d+\s*|.*@.*|.*:.*", revision):
@@ -79,14 +80,12 @@ def _revisions(cfg: Config, revision: str) -> tuple[str, ...]:
             f"revision {revision!r} is relative or a range; the schema at a revision needs one point of the "
             "history: an id (alembic history lists them), head, heads or base"
         )
-    history = script(cfg)
     with alembic_errors(cfg):
         return tuple(sorted(s.revision for s in history.get_revisions(revision) if s is not None))
 
 
-def _digest(cfg: Config, revisions: tuple[str, ...]) -> str:
+def _digest(cfg: Config, history: ScriptDirectory, revisions: tuple[str, ...]) -> str:
     """A digest of every revision file leading to ``revisions``: a changed file means another cache."""
-    history = script(cfg)
     digest = hashlib.sha256()
     with alembic_errors(cfg):
         steps = sorted(history.iterate_revisions(revisions, "base"), key=lambda s: s.revision)
@@ -145,8 +144,9 @@ def template(config: Config | None, revision: str) -> URL:
         When the role may not create databases, or the history fails to replay.
     """
     cfg = resolve(config)
-    revisions = _revisions(cfg, revision)
-    name = _cache_name(revisions or ("base",), _digest(cfg, revisions))
+    history = script(cfg)  # read once: the revision files are parsed on every read
+    revisions = _revisions(cfg, history, revision)
+    name = _cache_name(revisions or ("base",), _digest(cfg, history, revisions))
     server = server_url(cfg)
     admin = _admin(server)
     try:
