@@ -78,7 +78,7 @@ class MigrationError(PlaylistToolsError, RuntimeError):
 
 
 class DataLossError(MigrationError):
-    """A downgrade that would destroy data, refused until told it is fine."""
+    """An upgrade or downgrade that would destroy data, refused until told it is fine."""
 
 
 class FrameError(PlaylistToolsError, ValueError):

@@ -1,10 +1,10 @@
 """What ``test_browser.py`` expects of each notebook, and how it reads JupyterLab's page.
 
 Expectations come from the committed notebook file, so they follow the
-notebooks as they change: a code cell that calls ``erd(`` must show its
-diagram as an SVG, one with a saved PNG output (or ``plt.show()``) must show
-an image, and one with a saved DataFrame HTML table must show a
-``<table class="dataframe">``. Saved outputs are a safe basis because nbval
+notebooks as they change: a code cell that calls ``erd(`` or has a saved
+Mermaid output (``history_diagram()`` too) must show its diagram as an SVG,
+one with a saved PNG output (or ``plt.show()``) must show an image, and
+one with a saved DataFrame HTML table must show a ``<table class="dataframe">``. Saved outputs are a safe basis because nbval
 (``pytest notebooks/``) fails when a live output's MIME types differ from the
 saved ones.
 """
@@ -94,7 +94,7 @@ def expectations(path: Path) -> tuple[int, list[Expected]]:
         data = [output.get("data", {}) for output in cell.outputs]
         expected.append(Expected(
             index=index,
-            svg="erd(" in cell.source,
+            svg="erd(" in cell.source or any("```mermaid" in str(bundle.get("text/markdown", "")) for bundle in data),
             png="plt.show()" in cell.source or any("image/png" in bundle for bundle in data),
             table=html and any('class="dataframe"' in str(bundle.get("text/html", "")) for bundle in data),
             source=cell.source,
@@ -118,7 +118,7 @@ def problems(count: int, expected: list[Expected], page: dict) -> list[str]:
         found += [f"{where} shows error output: {text.strip()[-300:]!r}" for text in shown["stderr"]]
         found += [f"{where}: Mermaid could not draw the diagram: {text[:300]!r}" for text in shown["mermaidWarning"]]
         if cell.svg and not shown["svg"]:
-            found.append(f"{where} calls erd( but shows no ER diagram drawn as SVG")
+            found.append(f"{where} has a Mermaid diagram (erd(), history_diagram()) but shows no SVG of it")
         if cell.png and not shown["png"]:
             found.append(f"{where} has a plot but shows no PNG image")
         if cell.table and not shown["tables"]:

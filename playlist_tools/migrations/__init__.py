@@ -8,8 +8,14 @@ the repo's migrations on ``$DATABASE_URL`` or the embedded server; pass
 columns ``rev, down_rev, message, is_current, is_head``, in history order
 (base first; parallel branches by revision id).
 
-``downgrade`` refuses to destroy data unless told it is fine: see
-:func:`data_loss` for how it counts what a downgrade would drop.
+``upgrade`` and ``downgrade`` refuse to destroy data unless told it is fine
+(``allow_data_loss=True``): see :func:`data_loss` for how the steps' losses are
+counted. ``revision`` and ``preview`` take ``renames=`` for autogenerate's
+rename candidates. Before a migration: :func:`impact` (what it locks,
+rewrites, scans and destroys), :func:`affected_queries` (which queries it
+breaks), :func:`history_diagram`; ``playlist_tools.schema.at`` gives the
+schema at any revision. They replay the history into cache databases on the
+same server; :func:`drop_replays` drops those.
 
 Who closes what: every function that needs a database opens one
 connection and closes it before returning, unless ``config`` carries the
@@ -20,8 +26,11 @@ Everything is importable from here. The workings are private modules:
 (the one translator of Alembic's errors), ``_history`` (``current``,
 ``history``, ``heads``), ``_runs`` (``upgrade``, ``downgrade``, ``sql``),
 ``_revisions`` (``preview``, ``check``, ``revision``, ``merge``),
-``_listing`` (the DataFrames), ``_data_loss`` (what a downgrade destroys),
-``_lint`` (squawk) and ``_env`` (what ``alembic/env.py`` calls). One public submodule,
+``_listing`` (the DataFrames), ``_renames`` (rename candidates), ``_data_loss``
+and ``_consent`` (what a step destroys, and the consent to it), ``_replay``
+(the history replayed elsewhere), ``_impact*``, ``_affected`` and
+``_saved_queries``, ``_diagram``, ``_lint`` (squawk) and ``_env`` (what
+``alembic/env.py`` calls). One public submodule,
 :mod:`playlist_tools.migrations.locks`, holds the migration lock and
 ``lock_timeout``.
 
@@ -36,12 +45,12 @@ Examples
 1  0002  Added description to Playlist
 """
 
-from playlist_tools.migrations._affected import affected_queries
+from playlist_tools.migrations._affected import AFFECTED_COLUMNS, affected_queries
 from playlist_tools.migrations._config import REPO_ROOT, config
 from playlist_tools.migrations._data_loss import LOSS_COLUMNS, data_loss
 from playlist_tools.migrations._diagram import history_diagram
 from playlist_tools.migrations._history import current, heads, history
-from playlist_tools.migrations._impact import impact
+from playlist_tools.migrations._impact import IMPACT_COLUMNS, impact
 from playlist_tools.migrations._lint import LINT_COLUMNS, lint
 from playlist_tools.migrations._listing import COLUMNS, DIFF_COLUMNS
 from playlist_tools.migrations._replay import drop_replays
@@ -49,8 +58,10 @@ from playlist_tools.migrations._revisions import check, merge, preview, revision
 from playlist_tools.migrations._runs import downgrade, sql, upgrade
 
 __all__ = [
+    "AFFECTED_COLUMNS",
     "COLUMNS",
     "DIFF_COLUMNS",
+    "IMPACT_COLUMNS",
     "LINT_COLUMNS",
     "LOSS_COLUMNS",
     "REPO_ROOT",
