@@ -4,9 +4,9 @@ Expectations come from the committed notebook file, so they follow the
 notebooks as they change: a code cell that calls ``erd(`` or has a saved
 Mermaid output (``history_diagram()`` too) must show its diagram as an SVG,
 one with a saved PNG output (or ``plt.show()``) must show an image, and
-one with a saved DataFrame HTML table must show a ``<table class="dataframe">``. Saved outputs are a safe basis because nbval
-(``pytest notebooks/``) fails when a live output's MIME types differ from the
-saved ones.
+one with a saved DataFrame HTML table must show a ``<table class="dataframe">``.
+Saved outputs are a safe basis because nbval (``pytest notebooks/``) fails
+when a live output's MIME types differ from the saved ones.
 """
 
 from __future__ import annotations
