@@ -1,7 +1,7 @@
 # playlist-tools: every target sets up .venv by itself on first use.
 #   make lab    JupyterLab on notebooks/, against the embedded PostgreSQL
 #   make test   ruff, then the whole test suite (what .ci/run runs)
-#   make bench  the loading benchmarks; writes bench/results.md
+#   make bench  the loading benchmarks (bench/results.md), then the before-you-migrate timings
 
 PYTHON ?= python3
 VENV   := .venv
@@ -34,6 +34,7 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed-bench  # make bench BENCH_ARGS=--quick: small sizes, print only
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/before_you_migrate.py $(if $(findstring --quick,$(BENCH_ARGS)),--runs 1 --output -,)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
