@@ -263,3 +263,38 @@ def test_the_refusal_leaves_the_lock_free(database_url: URL, engine: Engine) -> 
     with engine.connect() as connection:
         taken = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": locks.MIGRATION_LOCK_KEY})
         assert taken.scalar_one(), "a refused run kept the migration lock"
+
+
+# -- renames followed through the steps of one run ---------------------------------------------
+
+
+def _write_step(ini, rev: str, down: str, upgrade: str, downgrade: str) -> None:  # noqa: ANN001 - Path
+    (ini.parent / "alembic" / "versions" / f"{rev}_step.py").write_text(
+        f'"""Step {rev}\n\nRevision ID: {rev}\nRevises: {down}\n"""\n'
+        "from alembic import op\nimport sqlalchemy as sa\n\n"
+        f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+        f"def upgrade() -> None:\n    {upgrade}\n\n\ndef downgrade() -> None:\n    {downgrade}\n"
+    )
+
+
+def test_a_column_renamed_back_then_dropped_in_one_run_is_counted_under_its_name_now() -> None:
+    """0007 renames rating to stars; `downgrade 0005` renames it back, then 0006's downgrade drops it."""
+    with Workspace.open(upto="0005") as ws:
+        ini = ws.directory / "alembic.ini"
+        _write_step(ini, "0006", "0005", "op.add_column('songs', sa.Column('rating', sa.SmallInteger()))",
+                    "op.drop_column('songs', 'rating')")
+        _write_step(ini, "0007", "0006", "op.alter_column('songs', 'rating', new_column_name='stars')",
+                    "op.alter_column('songs', 'stars', new_column_name='rating')")
+        migrations.upgrade(ws.config, "head")
+        with ws.engine.begin() as connection:
+            connection.execute(sa.text("INSERT INTO songs (song_id, title, stars) VALUES (1, 'a', 5), (2, 'b', 4)"))
+        loss = migrations.data_loss(ws.config, "0005")
+        assert loss[loss["lost"] > 0][["rev", "table", "column", "lost"]].values.tolist() == [
+            ["0006", "songs", "stars", 2]]
+        result = run_cli("alembic", "-c", str(ini), "downgrade", "0005", env={"DATABASE_URL": url_text(ws.url)})
+        assert failed_line(result) == (
+            "FAILED: downgrade to 0005 would destroy songs.stars (2 non-null values); "
+            "run it with -x allow_data_loss=true to go ahead"
+        )
+        with ws.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(stars) FROM songs")).scalar_one() == 2

@@ -14,8 +14,9 @@ on the way up, its ``downgrade()`` on the way down):
 3. count those in the database as it is now, except where
    :data:`LOSS_QUERIES` knows that a drop loses less.
 
-A table or column that does not exist yet (one that another step of the
-same run would create or rename) is skipped. Statements that delete rows
+Renames are followed through the steps of the run (a column renamed back
+by one step and dropped by the next is counted under its name now); a
+table or column that does not exist yet (one that the run creates) is skipped. Statements that delete rows
 (``DELETE``, ``TRUNCATE``, an ``UPDATE`` that overwrites) are not counted:
 only their author knows what they mean; :data:`LOSS_QUERIES` is where to say it.
 
@@ -32,17 +33,12 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import pandas as pd
 import sqlalchemy as sa
 from alembic.config import Config
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from sqlalchemy.engine import Connection
@@ -50,6 +46,7 @@ from sqlalchemy.engine import Connection
 from playlist_tools.errors import DataLossError
 from playlist_tools.migrations._config import connection, current_heads, resolve, script
 from playlist_tools.migrations._errors import alembic_errors, check_revision
+from playlist_tools.migrations._offline import render
 
 LOSS_COLUMNS = ["rev", "table", "column", "lost", "what"]
 """The columns of :func:`count_losses`; ``column`` is ``"*"`` for a whole table."""
@@ -76,64 +73,9 @@ drops another column falls back to the general rule.
 
 _DROP_TABLE = re.compile(r'\bDROP TABLE (?:IF EXISTS )?"?(\w+)"?')
 _DROP_COLUMN = re.compile(r'\bALTER TABLE "?(\w+)"? DROP COLUMN (?:IF EXISTS )?"?(\w+)"?')
-
-
-def render(script: Script, *, upgrade: bool = False) -> str:
-    """The SQL of one revision's ``downgrade()`` (or ``upgrade()``), rendered offline for PostgreSQL.
-
-    Raises whatever the revision's code raises when it needs a live
-    database (``op.get_bind()``); the caller decides what that means.
-    Safe inside a run in progress (see :func:`kept_proxies`).
-    """
-    buffer = io.StringIO()
-    with quiet_alembic():
-        context = MigrationContext.configure(
-            dialect_name="postgresql",
-            opts={"as_sql": True, "output_buffer": buffer, "literal_binds": True},
-        )
-    with quiet_alembic(), kept_proxies(), Operations.context(context):
-        (script.module.upgrade if upgrade else script.module.downgrade)()
-    return buffer.getvalue()
-
-
-@contextlib.contextmanager
-def quiet_alembic() -> Iterator[None]:
-    """Keep out of the log Alembic's INFO lines (``Context impl ...``) about work done on the side.
-
-    Rendering a step offline, or replaying the history elsewhere, is not what
-    the user's command does; its lines would only confuse (and would change
-    notebook outputs that show the CLI's log).
-    """
-    loggers = [logging.getLogger(name) for name in ("alembic", "alembic.runtime.migration")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def kept_proxies() -> Iterator[None]:
-    """Run Alembic inside a run of Alembic: ``alembic.op`` and ``alembic.context`` work again after.
-
-    Both are module-level proxies that an inner ``Operations.context`` or
-    ``EnvironmentContext`` installs and, on exit, *removes* instead of
-    restoring the outer one; the outer run's ``op.add_column`` (and its own
-    exit) would then fail. Only Alembic's private ``_proxy`` says which was
-    installed, so this is the one place that reads it.
-    """
-    from alembic import context, op
-
-    outer = [getattr(module, "_proxy", None) for module in (context, op)]
-    try:
-        yield
-    finally:
-        for proxy in outer:
-            if proxy is not None:
-                proxy._install_proxy()
+_RENAME_TABLE = re.compile(r'\bALTER TABLE "?(\w+)"? RENAME TO "?(\w+)"?')
+# Alembic writes RENAME a TO b; by hand it is often RENAME COLUMN a TO b. RENAME CONSTRAINT never matches.
+_RENAME_COLUMN = re.compile(r'\bALTER TABLE "?(\w+)"? RENAME (?:COLUMN )?"?(\w+)"? TO "?(\w+)"?')
 
 
 def drops(sql: str) -> list[tuple[str, str]]:
@@ -149,30 +91,79 @@ def drops(sql: str) -> list[tuple[str, str]]:
     return [(table, column) for _, table, column in sorted(found)]
 
 
+def _events(sql: str) -> list[tuple[str, str, str, str]]:
+    """``(kind, table, old, new)`` for each drop and rename in ``sql``, in the order they run.
+
+    ``kind`` is ``drop`` (``old`` is the column, ``"*"`` for the table),
+    ``rename_table`` (``table`` -> ``new``) or ``rename_column`` (``table.old`` -> ``new``).
+    """
+    found = [(m.start(), "drop", m.group(1), "*", "") for m in _DROP_TABLE.finditer(sql)]
+    found += [(m.start(), "drop", m.group(1), m.group(2), "") for m in _DROP_COLUMN.finditer(sql)]
+    found += [(m.start(), "rename_table", m.group(1), "", m.group(2)) for m in _RENAME_TABLE.finditer(sql)]
+    found += [(m.start(), "rename_column", *m.groups()) for m in _RENAME_COLUMN.finditer(sql)]
+    return [(kind, table, old, new) for _, kind, table, old, new in sorted(found)]
+
+
 def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.DataFrame:
     """Count what each ``(revision, step SQL)`` would destroy, in the database as it is now.
+
+    Renames are followed through the steps: when one step renames
+    ``songs.stars`` back to ``rating`` and a later one drops ``rating``,
+    the values lost are those of ``songs.stars`` now, and that is the name
+    reported. A name that an earlier step of the run dropped or renamed
+    away, or that the database does not have (created by the run), holds
+    nothing yet.
 
     Returns
     -------
     pandas.DataFrame
-        ``rev, table, column, lost, what``, one row per drop, in run order.
+        ``rev, table, column, lost, what``, one row per drop, in run order;
+        ``table`` and ``column`` name what is in the database now.
+
+    Examples
+    --------
+    >>> from playlist_tools import db
+    >>> with db.fresh_database() as url, db.transaction(url) as conn:
+    ...     _ = conn.exec_driver_sql("CREATE TABLE songs (id int, stars int); INSERT INTO songs VALUES (1, 5)")
+    ...     count_losses(conn, [("0009", "ALTER TABLE songs RENAME stars TO rating;"),
+    ...                         ("0006", "ALTER TABLE songs DROP COLUMN rating;")])
+        rev  table column  lost             what
+    0  0006  songs  stars     1  non-null values
     """
     inspector = sa.inspect(connection)
+    tables: dict[str, str | None] = {}  # a name in the run -> that table's name now (None: not in the database)
+    columns: dict[tuple[str, str], str | None] = {}  # (table now, a column name in the run) -> its name now
     rows = []
+
+    def table_now(name: str) -> str | None:
+        now = tables.get(name, name)
+        return now if now is not None and inspector.has_table(now) else None
+
     for rev, sql in rendered:
-        for table, column in drops(sql):
-            if not inspector.has_table(table):
+        for kind, table, old, new in _events(sql):
+            now = table_now(table)
+            if kind == "rename_table":
+                tables[new], tables[table] = now, None
                 continue
-            if column == "*":
-                query, what = sa.select(sa.func.count()).select_from(sa.table(table)), "rows"
-            elif column in {c["name"] for c in inspector.get_columns(table)}:
-                special, what = LOSS_QUERIES.get((rev, table, column), (None, "non-null values"))
-                query = sa.text(special) if special else (
-                    sa.select(sa.func.count(sa.column(column))).select_from(sa.table(table))
-                )
-            else:
+            if now is None:
                 continue
-            rows.append((rev, table, column, int(connection.execute(query).scalar_one()), what))
+            if kind == "rename_column":
+                columns[(now, new)], columns[(now, old)] = columns.get((now, old), old), None
+                continue
+            if old == "*":
+                tables[table] = None
+                rows.append((rev, now, "*", int(connection.execute(
+                    sa.select(sa.func.count()).select_from(sa.table(now))).scalar_one()), "rows"))
+                continue
+            column = columns.get((now, old), old)
+            columns[(now, old)] = None
+            if column is None or column not in {c["name"] for c in inspector.get_columns(now)}:
+                continue
+            special, what = LOSS_QUERIES.get((rev, now, column), (None, "non-null values"))
+            query = sa.text(special) if special else (
+                sa.select(sa.func.count(sa.column(column))).select_from(sa.table(now))
+            )
+            rows.append((rev, now, column, int(connection.execute(query).scalar_one()), what))
     return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype({"lost": "int64"})
 
 

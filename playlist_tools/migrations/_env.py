@@ -48,8 +48,8 @@ from sqlalchemy.engine import URL, Connection
 from playlist_tools import db
 from playlist_tools.errors import MigrationError, first_line, one_line
 from playlist_tools.migrations import _config, _consent, _renames, _replay, locks
-from playlist_tools.migrations._data_loss import kept_proxies, quiet_alembic
 from playlist_tools.migrations._errors import cli_errors
+from playlist_tools.migrations._offline import kept_proxies, quiet_alembic
 
 __all__ = [
     "ANALYST_COLUMNS_OPTION", "cli_errors", "connection", "guard", "include_object", "lock_timeout_sql", "migrating",

@@ -42,8 +42,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from playlist_tools import db
 from playlist_tools.errors import MigrationError, first_line, one_line
-from playlist_tools.migrations._data_loss import kept_proxies
 from playlist_tools.migrations._impact_locks import mode_name, quoted
+from playlist_tools.migrations._offline import kept_proxies
 from playlist_tools.migrations._replay import replayed
 
 __all__ = ["Measured", "measure"]
