@@ -9,7 +9,8 @@ Any SQLAlchemy PostgreSQL engine will do, psycopg 3 (``postgresql://``) or
 psycopg2 (``postgresql+psycopg2://``): the fast path is chosen by what the
 engine connects to, not by its driver.
 :func:`write_frame` checks the frame against the live table, then sends it
-as one ``COPY ... FROM STDIN (FORMAT csv)`` written by pyarrow.
+as one ``COPY ... FROM STDIN``: binary, encoded a column at a time, when
+every column's type is one it encodes; else CSV written by pyarrow.
 
 Dtypes of a result by PostgreSQL type, with the default ``dtype_backend`` (``NULL`` is always NA):
 

@@ -1,9 +1,8 @@
 """How a frame's column becomes what ``COPY`` gets: one Arrow array per column, checked on the way.
 
-Private to :mod:`playlist_tools.frames`: ``_write`` calls :func:`convert`
-for each column, with the table column's type from the ``_types`` map.
-Nothing is sent until every column has passed; a column that cannot go in
-gives one problem that names the column, the value and the fix.
+Private to :mod:`playlist_tools.frames`: ``_write`` calls :func:`convert` for each column, with the table
+column's type from the ``_types`` map. Nothing is sent until every column has passed; a column that cannot go
+in gives one problem that names the column, the value and the fix.
 
 The rules, beyond "numbers into numbers, each other kind into its own":
 
@@ -55,6 +54,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from playlist_tools.errors import first_line
+from playlist_tools.frames._copy_decimals import decimals
 from playlist_tools.frames._types import arrow_for_copy, exact_decimal, numeric_precision_scale
 
 
@@ -171,7 +171,8 @@ def _numeric(name: str, series: pd.Series, typmod: int) -> tuple[pa.Array, bool]
     if pd.api.types.is_float_dtype(series.dtype):
         return _floats_as_numeric(name, _arrow(name, series).cast(pa.float64()), precision, scale), True  # widens
     if series.dtype == object:  # Decimal NaN and ints beyond 64 bits live only here, and pyarrow loses both
-        return _numeric_texts(name, series.tolist(), precision, scale), True
+        fast = exact_decimal(precision, scale) and decimals(series, exact_decimal(precision, scale))
+        return (fast, False) if fast is not None else (_numeric_texts(name, series.tolist(), precision, scale), True)
     array = _arrow(name, series)
     if not (pa.types.is_integer(array.type) or pa.types.is_decimal(array.type)) or exact_decimal(precision, scale):
         return array, False  # the kind check and the safe cast take it from here

@@ -7,9 +7,11 @@ come from its ``_types`` map. The result's columns are described first
 (the driver's, ``LIMIT 0``), then the rows travel through ADBC's binary
 ``COPY`` (a big table as several ``ctid`` ranges on one snapshot), or
 through the caller's ``Connection`` (psycopg 3 or psycopg2) inside its
-transaction. Each batch is checked as
-it arrives (dates and timestamps within years 1 to 9999, the same integers
-on both paths) before it becomes the result's types.
+transaction. Over ADBC, bound parameters are written in as typed literals
+where the server confirms it is the same query (``_params``), so that they
+do not cost the ``COPY``. Each batch is checked as it arrives (dates and
+timestamps within years 1 to 9999, the same integers on both paths)
+before it becomes the result's types.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from playlist_tools.errors import FrameError, first_line, one_line
 from playlist_tools.frames._arrow import prefetched
 from playlist_tools.frames._dates import check_years, integer_sql
 from playlist_tools.frames._driver import ERRORS, IDENTIFIER, PYFORMAT, Driver, driver_connection, quote, table_name
+from playlist_tools.frames._params import inlined
 from playlist_tools.frames._sql import more_than_one_statement, sql_text
 from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal
 
@@ -85,6 +88,7 @@ def _column(i: int, name: str, oid: int, precision: int | None, scale: int | Non
 class _Source:
     statement: sa.ClauseElement | None  # a query, or
     table: str | None  # a whole table, quoted
+    literal: str | None = None  # the statement with its parameters as typed literals, in $n style
 
     @classmethod
     def of(cls, query: Query, params: Mapping[str, Any] | None) -> _Source:
@@ -112,15 +116,29 @@ class _Source:
         """The source for ``FROM``, with its parameters in ``dialect``'s style."""
         if self.statement is None:
             return str(self.table), {} if dialect is PYFORMAT else []
-        compiled = self.statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        params = compiled.params
+        if self.literal is not None:  # no parameters: None, so that psycopg reads a % in a value as it is
+            return f"(\n{self.literal}\n)", None if dialect is PYFORMAT else []
+        compiled, params = self._compiled(dialect)
         # The newlines keep a trailing "--" comment of the query from eating our closing parenthesis.
+        return f"(\n{compiled}\n)", params
+
+    def _compiled(self, dialect: sa.Dialect) -> tuple[str, Any]:
+        compiled = self.statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})  # type: ignore[union-attr]
+        params = compiled.params
         if dialect is PYFORMAT:
-            return f"(\n{compiled}\n)", dict(params)
+            return str(compiled), dict(params)
         # An int beyond int8 goes as numeric, as psycopg sends it; ADBC would raise OverflowError.
         args = [decimal.Decimal(v) if isinstance(v, int) and not -(2**63) <= v < 2**63 else v
                 for v in (params[k] for k in compiled.positiontup or ())]
-        return f"(\n{compiled}\n)", args
+        return str(compiled), args
+
+    def with_literals(self, conn: Driver) -> _Source:
+        """This query with its parameters as ADBC binds them written in as typed literals (``_params``); else
+        itself. Its ``COPY`` then streams the rows: bound, ADBC loads the whole result before the first row."""
+        if self.statement is None:
+            return self
+        literal = inlined(conn, *self._compiled(_DOLLAR))
+        return self if literal is None else replace(self, literal=literal)
 
 
 def _select(source: str, columns: list[_Column], where: str = "") -> str:
@@ -249,6 +267,9 @@ def arrow_tables(
     source = _Source.of(query, params)
     with driver_connection(con) as (conn, uri):
         columns, pages = _describe(conn, source)
+        inline = source.with_literals(conn) if uri is not None else source
+        if inline is not source and _describe(conn, inline)[0] == columns:  # the very columns the bound query has
+            source = inline
         if not large_text:
             columns = [replace(c, final=c.wire) if c.final == pa.large_string() else c for c in columns]
         decimals = [i for i, spec in enumerate(columns) if spec.decimals]

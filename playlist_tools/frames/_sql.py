@@ -14,9 +14,11 @@ SELECT '\\:b' AS x, :b AS y -- pasted from psql
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
+
+_PLACEHOLDER = re.compile(r"\$([1-9][0-9]*)")  # a word that is all of it: in x$1, $1 is part of a name
 
 # What may hold a colon that is no placeholder: comments, strings, quoted names, dollar quotes. Words are
 # matched whole so that the E of a word is not taken for the start of an E'...' string.
@@ -26,7 +28,7 @@ _TOKEN = re.compile(r"""
   | (?P<escaped>[eE]'(?:[^'\\]|\\.|'')*'?)
   | (?P<string>'(?:[^']|'')*'?)
   | (?P<name>"(?:[^"]|"")*"?)
-  | (?P<dollar>\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)
+  | (?P<dollar>\$(?:[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$)
   | (?P<word>[\w$]+)
 """, re.VERBOSE | re.DOTALL)
 
@@ -101,6 +103,29 @@ def more_than_one_statement(sql: str) -> bool:
             return True
         ended = kind is None and piece == ";"
     return False
+
+
+def substitute(sql: str, values: Sequence[str]) -> str | None:
+    """``sql`` with each ``$n`` placeholder outside literals and comments replaced by ``values[n - 1]``.
+
+    None if a placeholder has no value. ``values`` are SQL already (typed
+    literals from ``_params``); a ``$1`` inside a string, a dollar-quoted
+    body, a quoted name or a comment stays as it is.
+
+    Examples
+    --------
+    >>> substitute("SELECT '$1', $1 -- $1", ["CAST('a' AS text)"])
+    "SELECT '$1', CAST('a' AS text) -- $1"
+    """
+    pieces = []
+    for kind, piece in _pieces(sql):
+        number = _PLACEHOLDER.fullmatch(piece) if kind == "word" else None
+        if number is not None:
+            if int(number.group(1)) > len(values):
+                return None
+            piece = values[int(number.group(1)) - 1]
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def placeholders(sql: str) -> list[str]:
