@@ -49,9 +49,8 @@ def server_url() -> Iterator[URL]:
     made = sorted(set(replay_caches(url)) - before)
     admin = db.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            for name in made:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in made:
+            db.drop_database(admin, name)
     finally:
         admin.dispose()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -217,7 +218,35 @@ def fresh_database(
         try:
             yield server.set(database=name)
         finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(admin, name)
     finally:
         admin.dispose()
+
+
+_DROP_RETRY_SECONDS = 10.0
+
+
+def drop_database(admin: Engine, name: str) -> None:
+    """Drop database ``name`` (one we created), disconnecting its sessions; ``admin`` is on the same server.
+
+    ``WITH (FORCE)`` ends the sessions still connected. For a role that is
+    not superuser it cannot end an autovacuum worker (PostgreSQL 15 says
+    "must be a member of the role whose process is being terminated"),
+    while a plain ``DROP DATABASE`` stops such a worker by itself but
+    waits for no one else: so on that refusal both are tried in turn, for
+    up to 10 s, until one drops it.
+    """
+    deadline = time.monotonic() + _DROP_RETRY_SECONDS
+    force = True
+    while True:
+        try:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"' + (" WITH (FORCE)" if force else ""))
+            return
+        except sa.exc.DBAPIError as err:
+            state = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+            # 42501: FORCE may not end an autovacuum worker; 55006: a plain DROP found a session still there.
+            if state not in ("42501", "55006") or time.monotonic() > deadline:
+                raise
+            force = not force
+            time.sleep(0.05)

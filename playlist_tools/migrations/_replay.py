@@ -172,13 +172,11 @@ def template(config: Config | None, revision: str) -> URL:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
         except sa.exc.DBAPIError as err:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            db.drop_database(admin, building)
             if _state(err) != "42P04":  # 42P04 duplicate_database: another process built the same cache first
                 raise
         except BaseException:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            db.drop_database(admin, building)
             raise
         return server.set(database=name)
     finally:
@@ -236,8 +234,8 @@ def drop_replays(config: Config | None = None) -> list[str]:
                 "ON s.objoid = d.oid AND s.classoid = 'pg_database'::regclass "
                 "WHERE d.datname LIKE :prefix AND s.description LIKE :comment ORDER BY d.datname"
             ), {"prefix": CACHE_PREFIX + "%", "comment": CACHE_COMMENT + "%"}).scalars().all()
-            for name in names:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            db.drop_database(admin, name)
         return list(names)
     finally:
         admin.dispose()
