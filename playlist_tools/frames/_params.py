@@ -9,8 +9,10 @@ gives the parameter (ADBC sends ``int`` as ``bigint``, ``str`` as
 ``text``, ...; for ``None`` the server infers it), the literal is the
 value's text by psycopg's own dumpers, quoted by libpq
 (``PQescapeLiteral``). Before the rows are read the server confirms it:
-the statement as bound and as inlined must describe the same columns
-(names, types, modifiers), the inlined one with no parameter left.
+the statement as ADBC binds it and as inlined must describe the same
+columns (names, types, modifiers), the inlined one with no parameter
+left; ``_read`` then also wants the very columns of its bound describe
+(psycopg types ``5`` as smallint there, so ``SELECT :n`` stays bound).
 Anything else (a value of another type, text with NUL, a psycopg2
 connection, ``standard_conforming_strings`` off, a statement the server
 cannot prepare) answers None: the query then goes bound, as before.
@@ -30,6 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import pyarrow as pa
 from psycopg import pq, sql
 from psycopg.adapt import PyFormat, Transformer
 
@@ -59,12 +62,14 @@ def bound_type(value: object) -> tuple[int, str | None] | None:
     """The OID and name of the type the bound path gives ``value``; None for a value this module leaves bound."""
     if value is None:
         return _UNKNOWN
-    if type(value) is datetime.datetime:
-        return _TIMESTAMP if value.tzinfo is None else _TIMESTAMPTZ
     if isinstance(value, str) and "\x00" in value:  # refused when bound too: let that path say so
         return None
-    if isinstance(value, decimal.Decimal) and not value.is_finite():  # Arrow has no NaN decimal: bound fails
+    try:
+        pa.scalar(value)  # what ADBC makes of it before it binds it; where that fails, the bound path says so
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
         return None
+    if type(value) is datetime.datetime:
+        return _TIMESTAMP if value.tzinfo is None else _TIMESTAMPTZ
     return _BOUND.get(type(value))
 
 
@@ -88,7 +93,7 @@ def _literal(conn: psycopg.Connection[Any], value: object, type_name: str) -> st
     if value is None:
         return f"CAST(NULL AS {type_name})"
     if isinstance(value, decimal.Decimal):  # ADBC sends the fewest decimals that hold it: 1.50 as 1.5, and so do we
-        value = value.normalize()
+        value = value.normalize(decimal.Context(prec=max(1, len(value.as_tuple().digits))))  # exact, no rounding
     text = bytes(Transformer.from_context(conn).get_dumper(value, PyFormat.TEXT).dump(value)).decode()
     return f"CAST({sql.Literal(text).as_string(conn)} AS {type_name})"  # PQescapeLiteral: E'' where a \ is
 
