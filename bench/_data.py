@@ -35,12 +35,12 @@ _COLUMNS = """
     rating numeric(3,1), explicit boolean NOT NULL, added timestamptz NOT NULL, composer text, size bigint NOT NULL
 """
 _ROWS = """
-SELECT i, 1 + (i * 7919) % {albums}, substr('Ünïcödé tïtles of many lengths', 1, 5 + i % 25) || ' ' || i,
-       CASE WHEN i % 7 = 0 THEN NULL ELSE (i * 7919) % 100000 END,
+SELECT i, 1 + (i::bigint * 7919) % {albums}, substr('Ünïcödé tïtles of many lengths', 1, 5 + i % 25) || ' ' || i,
+       CASE WHEN i % 7 = 0 THEN NULL ELSE (i::bigint * 7919) % 100000 END,
        CASE WHEN i % 11 = 0 THEN NULL ELSE date '2000-01-01' + (i * 37) % 9125 END,
        CASE WHEN i % 5 = 0 THEN NULL ELSE ((i * 13) % 100) / 10.0 END,
        i % 3 = 0,
-       timestamptz '2020-01-01 00:00:00+00' + ((i * 7919) % 157680000) * interval '1 second',
+       timestamptz '2020-01-01 00:00:00+00' + ((i::bigint * 7919) % 157680000) * interval '1 second',
        CASE WHEN i % 4 = 0 THEN NULL ELSE 'composer ' || i % 5000 END,
        i::bigint * 4096 + i % 977
 FROM generate_series(1, {n}) AS i
