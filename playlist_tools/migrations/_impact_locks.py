@@ -53,6 +53,10 @@ _HELD = sa.text("""
     WHERE l.locktype = 'relation' AND l.granted AND l.relation = to_regclass(:name)
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND l.pid <> pg_backend_pid()
+      -- An autovacuum worker gives way by itself: PostgreSQL cancels it when a lock
+      -- request waits on it (deadlock_timeout), unless it runs to prevent wraparound.
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid
+                      AND a.backend_type = 'autovacuum worker' AND a.query NOT LIKE '%(to prevent wraparound)%')
 """)
 
 
@@ -81,7 +85,9 @@ def blockers(connection: Connection, table: str, taken: Iterable[str]) -> list[a
     """The other sessions of ``connection``'s database holding a lock on ``table`` that conflicts with ``taken``.
 
     Granted locks only, on the table itself (a session reading through an
-    index holds a lock on the table too). Oldest transaction first, as
+    index holds a lock on the table too). Autovacuum workers are left out,
+    since PostgreSQL cancels them for a waiting lock request, except those
+    preventing wraparound, which it does not. Oldest transaction first, as
     :func:`playlist_tools.db.activity.lock_holders` orders them.
     """
     taken = set(taken)
