@@ -71,7 +71,7 @@ def test_a_column_the_models_removed_is_proposed_and_its_upgrade_needs_consent(w
     assert drift[["op", "table", "name"]].values.tolist() == [["remove_column", "songs", "composer"]]
     script = migrations.revision(ws.config, "Dropped composer")
     assert "my_note" not in Path(script.path).read_text()
-    with pytest.raises(DataLossError, match=r"^upgrade to 'head' would destroy songs.composer \(1 non-null values\)"):
+    with pytest.raises(DataLossError, match=r"^upgrade to 'head' would destroy songs.composer \(1 non-null value\)"):
         migrations.upgrade(ws.config)
     assert migrations.upgrade(ws.config, allow_data_loss=True)["rev"].tolist() == ["0006"]
     with ws.engine.connect() as connection:

@@ -137,7 +137,7 @@ def test_lossy_downgrade_is_refused_before_anything_runs(cfg: Config, engine: En
         migrations.downgrade(cfg, "0001")
     message = str(caught.value)
     assert message == (
-        "downgrade to '0001' would destroy playlists.description (1 non-null values); "
+        "downgrade to '0001' would destroy playlists.description (1 non-null value); "
         "pass allow_data_loss=True to downgrade anyway"
     )
     assert list(migrations.current(cfg)["rev"]) == ["0005"]  # nothing half-applied

@@ -71,6 +71,9 @@ because revision files are history, not code to change; a revision that
 drops another column falls back to the general rule.
 """
 
+_ONE = {"rows": "row", "non-null values": "non-null value", "entries out of song order": "entry out of song order"}
+"""How each ``what`` reads for one: ``(1 non-null value)``."""
+
 _DROP_TABLE = re.compile(r'\bDROP TABLE (?:IF EXISTS )?"?(\w+)"?')
 _DROP_COLUMN = re.compile(r'\bALTER TABLE "?(\w+)"? DROP COLUMN (?:IF EXISTS )?"?(\w+)"?')
 _RENAME_TABLE = re.compile(r'\bALTER TABLE "?(\w+)"? RENAME TO "?(\w+)"?')
@@ -194,13 +197,15 @@ def describe_losses(losses: pd.DataFrame) -> str:
     Examples
     --------
     >>> frame = pd.DataFrame([("0002", "playlists", "description", 3, "non-null values"),
-    ...                       ("0001", "songs", "*", 0, "rows")], columns=LOSS_COLUMNS)
+    ...                       ("0001", "songs", "*", 1, "rows"),
+    ...                       ("0001", "playlists", "*", 0, "rows")], columns=LOSS_COLUMNS)
     >>> describe_losses(frame)
-    'playlists.description (3 non-null values)'
+    'playlists.description (3 non-null values), songs (1 row)'
     """
     lost = losses[losses["lost"] > 0]
     return ", ".join(
-        f"{row.table}{'' if row.column == '*' else '.' + row.column} ({row.lost} {row.what})"
+        f"{row.table}{'' if row.column == '*' else '.' + row.column} "
+        f"({row.lost} {_ONE.get(row.what, row.what) if row.lost == 1 else row.what})"
         for row in lost.itertuples()
     )
 
