@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from playlist_tools import frames
@@ -185,7 +186,9 @@ def run(kind: str, peer: str, case: str, table: str) -> dict[str, Any]:
     operation: Callable[[], int]
     if kind == "write":
         path = Path(case)
-        data = path.read_bytes() if path.suffix in (".csv", ".bin") else pd.read_parquet(path)
+        # The frame with read_frame's dtypes (decimal128, Int32, ...): pd.read_parquet would make Decimal objects.
+        data = path.read_bytes() if path.suffix in (".csv", ".bin") else (
+            pq.read_table(path).to_pandas(types_mapper=frames.pandas_dtype))
         operation = lambda: WRITES[peer](table, data)  # noqa: E731
     else:
         operation = lambda: (STREAMS if kind == "stream" else READS)[peer](CASES[case], table)  # noqa: E731

@@ -10,7 +10,9 @@ server builds itself (``bench/_data.py``: 10 columns, NULLs in four):
   (SQLAlchemy + psycopg2), and the floor: the server's
   ``COPY (query) TO STDOUT (FORMAT binary)`` read by psycopg 3, bytes dropped;
 * writes of 200,000 rows into a table without indexes and into the model's
-  ``songs``: ``write_frame``, ``DataFrame.to_sql``, ADBC ``adbc_ingest``, and
+  ``songs``, each peer given the same frame with ``read_frame``'s dtypes
+  (read back from Parquet through ``frames.pandas_dtype``, so decimals stay
+  ``decimal128``): ``write_frame``, ``DataFrame.to_sql``, ADBC ``adbc_ingest``, and
   the floor: ``COPY ... FROM STDIN`` of the same rows pre-encoded (CSV and
   binary, the faster counts), sent by psycopg 3;
 * larger than memory: 1,000,000 and 10,000,000 rows through
