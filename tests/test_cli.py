@@ -55,6 +55,7 @@ def own_embedded(tmp_path: Path) -> dict[str, str]:
     db.stop_embedded(tmp_path / "pgdata")
 
 
+@pytest.mark.once  # a private embedded server, whatever DATABASE_URL says
 def test_db_start_status_stop_reset(own_embedded: dict[str, str]) -> None:
     data_dir = Path(own_embedded["PLAYLIST_TOOLS_PGDATA"])
     before = run_cli("playlist-tools", "db", "status", env=own_embedded)

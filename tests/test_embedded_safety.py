@@ -23,7 +23,8 @@ from playlist_tools.errors import DatabaseUnavailableError
 
 from helpers import run_cli
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="the embedded server is POSIX only")
+# once: about the embedded server itself (a private one, whatever DATABASE_URL says): CI's first run covers it.
+pytestmark = [pytest.mark.skipif(os.name != "posix", reason="the embedded server is POSIX only"), pytest.mark.once]
 as_root = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="the server runs as another user as root")
 
 

@@ -24,6 +24,8 @@ from playlist_tools import db
 from helpers import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
+
+pytestmark = pytest.mark.once  # the notebook files and their cleanup do not depend on the server's version
 WALKTHROUGH = [
     "01-setup.ipynb", "02-the-initial-migration.ipynb",
     "04-adding-a-column.ipynb", "07-models-and-database-in-sync.ipynb",
