@@ -127,7 +127,7 @@ def sweep(url: str | URL | None = None) -> list[str]:
             if not _owner_gone(owner):
                 continue
             try:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                db.drop_database(connection.engine, name)  # FORCE, or a plain DROP where autovacuum is in the way
             except sa.exc.DBAPIError as err:  # housekeeping must not stop the workspace being opened
                 _log.warning("could not drop abandoned workspace database %s: %s", name, err.orig)
                 continue
