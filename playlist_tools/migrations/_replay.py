@@ -173,7 +173,9 @@ def template(config: Config | None, revision: str) -> URL:
                 conn.exec_driver_sql(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
         except sa.exc.DBAPIError as err:
             db.drop_database(admin, building)
-            if _state(err) != "42P04":  # 42P04 duplicate_database: another process built the same cache first
+            # Another process published the same cache first: 42P04 duplicate_database when its rename
+            # had committed before ours looked, 23505 from pg_database's unique index when both renamed at once.
+            if _state(err) not in ("42P04", "23505"):
                 raise
         except BaseException:
             db.drop_database(admin, building)
