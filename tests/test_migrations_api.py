@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,17 @@ def test_workspace_cleans_up_when_garbage_collected(server_url: URL) -> None:
 def test_workspace_with_an_unknown_revision_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(RevisionError, match="unknown revision 'nope'; known revisions: 0001, 0002"):
         Workspace.open(upto="nope")
+
+
+def test_the_alembic_environment_does_not_import_pandas() -> None:
+    # Every `alembic` command imports alembic/env.py; pandas is for the functions that return frames.
+    probe = "import sys, playlist_tools.migrations._env; print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_public_names_load_on_first_use_and_unknown_ones_fail() -> None:
+    assert sorted(migrations.__all__) == sorted(name for name in dir(migrations) if name in migrations.__all__)
+    assert all(callable(getattr(migrations, name)) or name.isupper() for name in migrations.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        migrations.nope  # noqa: B018 - the lookup is the test

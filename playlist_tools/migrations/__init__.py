@@ -45,17 +45,55 @@ Examples
 1  0002  Added description to Playlist
 """
 
-from playlist_tools.migrations._affected import AFFECTED_COLUMNS, affected_queries
-from playlist_tools.migrations._config import REPO_ROOT, config
-from playlist_tools.migrations._data_loss import LOSS_COLUMNS, data_loss
-from playlist_tools.migrations._diagram import history_diagram
-from playlist_tools.migrations._history import current, heads, history
-from playlist_tools.migrations._impact import IMPACT_COLUMNS, impact
-from playlist_tools.migrations._lint import LINT_COLUMNS, lint
-from playlist_tools.migrations._listing import COLUMNS, DIFF_COLUMNS
-from playlist_tools.migrations._replay import drop_replays
-from playlist_tools.migrations._revisions import check, merge, preview, revision
-from playlist_tools.migrations._runs import downgrade, sql, upgrade
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Each public name and the private module it lives in. They are imported on
+# first use (PEP 562): alembic/env.py imports this package, and an `alembic`
+# command should not pay for pandas, which only the functions returning
+# frames need.
+_WHERE = {
+    "AFFECTED_COLUMNS": "_affected", "affected_queries": "_affected",
+    "REPO_ROOT": "_config", "config": "_config",
+    "LOSS_COLUMNS": "_data_loss", "data_loss": "_data_loss",
+    "history_diagram": "_diagram",
+    "current": "_history", "heads": "_history", "history": "_history",
+    "IMPACT_COLUMNS": "_impact", "impact": "_impact",
+    "LINT_COLUMNS": "_lint", "lint": "_lint",
+    "COLUMNS": "_listing", "DIFF_COLUMNS": "_listing",
+    "drop_replays": "_replay",
+    "check": "_revisions", "merge": "_revisions", "preview": "_revisions", "revision": "_revisions",
+    "downgrade": "_runs", "sql": "_runs", "upgrade": "_runs",
+}
+
+if TYPE_CHECKING:
+    from playlist_tools.migrations._affected import AFFECTED_COLUMNS, affected_queries
+    from playlist_tools.migrations._config import REPO_ROOT, config
+    from playlist_tools.migrations._data_loss import LOSS_COLUMNS, data_loss
+    from playlist_tools.migrations._diagram import history_diagram
+    from playlist_tools.migrations._history import current, heads, history
+    from playlist_tools.migrations._impact import IMPACT_COLUMNS, impact
+    from playlist_tools.migrations._lint import LINT_COLUMNS, lint
+    from playlist_tools.migrations._listing import COLUMNS, DIFF_COLUMNS
+    from playlist_tools.migrations._replay import drop_replays
+    from playlist_tools.migrations._revisions import check, merge, preview, revision
+    from playlist_tools.migrations._runs import downgrade, sql, upgrade
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AFFECTED_COLUMNS",

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
-import pandas as pd
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
@@ -48,8 +48,22 @@ from playlist_tools.migrations._config import connection, current_heads, resolve
 from playlist_tools.migrations._errors import alembic_errors, check_revision
 from playlist_tools.migrations._offline import render
 
-LOSS_COLUMNS = ["rev", "table", "column", "lost", "what"]
-"""The columns of :func:`count_losses`; ``column`` is ``"*"`` for a whole table."""
+if TYPE_CHECKING:  # pandas only in data_loss(): alembic/env.py counts without it, and starts faster
+    import pandas as pd
+
+
+class Loss(NamedTuple):
+    """What one step's drop destroys: ``column`` is ``"*"`` for a whole table."""
+
+    rev: str
+    table: str
+    column: str
+    lost: int
+    what: str
+
+
+LOSS_COLUMNS = list(Loss._fields)
+"""The columns of :func:`data_loss`, the fields of :class:`Loss`."""
 
 LOSS_QUERIES: dict[tuple[str, str, str], tuple[str, str]] = {
     # Positions are only compared within a playlist (they are an identity, with
@@ -107,7 +121,7 @@ def _events(sql: str) -> list[tuple[str, str, str, str]]:
     return [(kind, table, old, new) for _, kind, table, old, new in sorted(found)]
 
 
-def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.DataFrame:
+def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> list[Loss]:
     """Count what each ``(revision, step SQL)`` would destroy, in the database as it is now.
 
     Renames are followed through the steps: when one step renames
@@ -119,9 +133,8 @@ def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.
 
     Returns
     -------
-    pandas.DataFrame
-        ``rev, table, column, lost, what``, one row per drop, in run order;
-        ``table`` and ``column`` name what is in the database now.
+    list of Loss
+        One per drop, in run order; ``table`` and ``column`` name what is in the database now.
 
     Examples
     --------
@@ -130,8 +143,7 @@ def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.
     ...     _ = conn.exec_driver_sql("CREATE TABLE songs (id int, stars int); INSERT INTO songs VALUES (1, 5)")
     ...     count_losses(conn, [("0009", "ALTER TABLE songs RENAME stars TO rating;"),
     ...                         ("0006", "ALTER TABLE songs DROP COLUMN rating;")])
-        rev  table column  lost             what
-    0  0006  songs  stars     1  non-null values
+    [Loss(rev='0006', table='songs', column='stars', lost=1, what='non-null values')]
     """
     inspector = sa.inspect(connection)
     tables: dict[str, str | None] = {}  # a name in the run -> that table's name now (None: not in the database)
@@ -155,7 +167,7 @@ def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.
                 continue
             if old == "*":
                 tables[table] = None
-                rows.append((rev, now, "*", int(connection.execute(
+                rows.append(Loss(rev, now, "*", int(connection.execute(
                     sa.select(sa.func.count()).select_from(sa.table(now))).scalar_one()), "rows"))
                 continue
             column = columns.get((now, old), old)
@@ -166,11 +178,11 @@ def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> pd.
             query = sa.text(special) if special else (
                 sa.select(sa.func.count(sa.column(column))).select_from(sa.table(now))
             )
-            rows.append((rev, now, column, int(connection.execute(query).scalar_one()), what))
-    return pd.DataFrame(rows, columns=LOSS_COLUMNS).astype({"lost": "int64"})
+            rows.append(Loss(rev, now, column, int(connection.execute(query).scalar_one()), what))
+    return rows
 
 
-def count_steps(connection: Connection, steps: Iterable[tuple[Script, bool]], hint: str) -> pd.DataFrame:
+def count_steps(connection: Connection, steps: Iterable[tuple[Script, bool]], hint: str) -> list[Loss]:
     """:func:`count_losses` for ``(revision, is_upgrade)`` steps, in the order they would run.
 
     Raises
@@ -191,22 +203,19 @@ def count_steps(connection: Connection, steps: Iterable[tuple[Script, bool]], hi
     return count_losses(connection, rendered)
 
 
-def describe_losses(losses: pd.DataFrame) -> str:
-    """The rows that lose something, as one line: ``playlists.description (3 non-null values)``.
+def describe_losses(losses: Iterable[Loss]) -> str:
+    """The losses that lose something, as one line: ``playlists.description (3 non-null values)``.
 
     Examples
     --------
-    >>> frame = pd.DataFrame([("0002", "playlists", "description", 3, "non-null values"),
-    ...                       ("0001", "songs", "*", 1, "rows"),
-    ...                       ("0001", "playlists", "*", 0, "rows")], columns=LOSS_COLUMNS)
-    >>> describe_losses(frame)
+    >>> describe_losses([Loss("0002", "playlists", "description", 3, "non-null values"),
+    ...                  Loss("0001", "songs", "*", 1, "rows"), Loss("0001", "playlists", "*", 0, "rows")])
     'playlists.description (3 non-null values), songs (1 row)'
     """
-    lost = losses[losses["lost"] > 0]
     return ", ".join(
-        f"{row.table}{'' if row.column == '*' else '.' + row.column} "
-        f"({row.lost} {_ONE.get(row.what, row.what) if row.lost == 1 else row.what})"
-        for row in lost.itertuples()
+        f"{loss.table}{'' if loss.column == '*' else '.' + loss.column} "
+        f"({loss.lost} {_ONE.get(loss.what, loss.what) if loss.lost == 1 else loss.what})"
+        for loss in losses if loss.lost > 0
     )
 
 
@@ -287,4 +296,7 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     with alembic_errors(cfg):
         steps = planned(history, current_heads(cfg), revision)
     with alembic_errors(cfg), connection(cfg) as conn:
-        return count_steps(conn, steps, "pass allow_data_loss=True")
+        losses = count_steps(conn, steps, "pass allow_data_loss=True")
+    import pandas as pd
+
+    return pd.DataFrame(losses, columns=LOSS_COLUMNS).astype({"lost": "int64"})

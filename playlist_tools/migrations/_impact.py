@@ -18,7 +18,7 @@ from alembic.config import Config
 from playlist_tools.errors import DataLossError, RevisionError
 from playlist_tools.migrations import _impact_locks as locks
 from playlist_tools.migrations._config import connection, current_heads, resolve, script
-from playlist_tools.migrations._data_loss import LOSS_COLUMNS, data_loss, describe_losses, drops, planned
+from playlist_tools.migrations._data_loss import Loss, data_loss, describe_losses, drops, planned
 from playlist_tools.migrations._env import lock_timeout_sql
 from playlist_tools.migrations._errors import alembic_errors, check_revision
 from playlist_tools.migrations._impact_measure import Measured, measure
@@ -88,7 +88,7 @@ def _destroys(losses: pd.DataFrame | None, revision: str, table: str | None, sql
     dropped = {column for dropped_table, column in drops(sql) if dropped_table == table}
     named = [c in dropped or (c != "*" and re.search(rf"\b{re.escape(c)}\b", sql) is not None) for c in own["column"]]
     mine = own[named]
-    return describe_losses(pd.DataFrame(mine, columns=LOSS_COLUMNS))
+    return describe_losses(Loss(*row) for row in mine.itertuples(index=False))
 
 
 def _rows(measured: list[Measured], findings_by_statement: list[str]) -> list[dict[str, object]]:

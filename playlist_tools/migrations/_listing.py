@@ -19,13 +19,15 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from alembic import util
 from alembic.operations import ops
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.dialects import postgresql
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: alembic/env.py never builds one
+    import pandas as pd
 
 __all__ = [
     "COLUMNS", "DIFF_COLUMNS", "down_revisions", "ancestors", "ordered", "revision_frame", "diff_frame", "sql_type",
@@ -77,6 +79,8 @@ def revision_frame(scripts: Iterable[Script], current: Iterable[str], heads: Ite
     ``down_rev`` is ``"base"`` for a first revision and ``"a, b"`` for a merge;
     ``message`` is the first paragraph of the file's docstring.
     """
+    import pandas as pd
+
     rows = list(scripts)
     current, heads = set(current), set(heads)
     data = {
@@ -134,6 +138,8 @@ def diff_frame(diffs: Iterable[object]) -> pd.DataFrame:
                    op  table                       name             detail
     0  rename_column?  songs  media_type -> file_format  VARCHAR(120) NULL
     """
+    import pandas as pd
+
     flat: list[tuple[object, ...]] = []
     for diff in diffs:
         flat.extend(diff if isinstance(diff, list) else [diff])  # modify_* come grouped
