@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from playlist_tools import frames
+from playlist_tools import db, frames
 from playlist_tools.errors import FrameError
 from playlist_tools.frames import _read
 
@@ -40,16 +40,30 @@ def inliner(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return ran
 
 
+@pytest.fixture(scope="module")
+def vals(server_url: URL) -> Iterator[Engine]:
+    """An engine on one database, with the table ``vals`` (50 rows and one of NULLs), for the module's reads.
+
+    Shared because every case only reads it; the injection cases check that it is still whole afterwards.
+    """
+    with db.fresh_database(server_url, prefix="pt_test") as url:
+        engine = db.create_engine(url)
+        with engine.begin() as con:
+            con.exec_driver_sql(
+                "CREATE TABLE vals (i int, i8 bigint, n numeric(12, 3), t text, d date, ts timestamptz, b boolean)")
+            con.exec_driver_sql(
+                "INSERT INTO vals SELECT g, g * 10000000000, g / 8.0, 'row ' || g, DATE '2000-01-01' + g,"
+                " TIMESTAMPTZ '2020-01-01 00:00+00' + g * INTERVAL '1 hour', mod(g, 2) = 0"
+                " FROM generate_series(1, 50) g")
+            con.exec_driver_sql("INSERT INTO vals VALUES (NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
+        yield engine
+        engine.dispose()
+
+
 @pytest.fixture
-def both(engine: Engine, inliner: list[bool], monkeypatch: pytest.MonkeyPatch) -> Both:
+def both(vals: Engine, inliner: list[bool], monkeypatch: pytest.MonkeyPatch) -> Both:
     """read_frame of a query as it goes now, and as it goes bound; asserts the first one was inlined."""
-    with engine.begin() as con:
-        con.exec_driver_sql(
-            "CREATE TABLE vals (i int, i8 bigint, n numeric(12, 3), t text, d date, ts timestamptz, b boolean)")
-        con.exec_driver_sql("INSERT INTO vals SELECT g, g * 10000000000, g / 8.0, 'row ' || g, DATE '2000-01-01' + g,"
-                            " TIMESTAMPTZ '2020-01-01 00:00+00' + g * INTERVAL '1 hour', mod(g, 2) = 0"
-                            " FROM generate_series(1, 50) g")
-        con.exec_driver_sql("INSERT INTO vals VALUES (NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
+    engine = vals
 
     def read(query: str, params: dict[str, Any], inlined: bool | None = True) -> tuple[Any, Any]:
         inliner.clear()
@@ -140,10 +154,14 @@ INJECTIONS = [
 
 
 @pytest.mark.parametrize("value", INJECTIONS, ids=lambda v: repr(v)[:40])
-def test_injection_attempts_come_back_as_the_exact_value_and_do_no_harm(both: Both, value: str) -> None:
+def test_injection_attempts_come_back_as_the_exact_value_and_do_no_harm(
+    both: Both, vals: Engine, value: str
+) -> None:
     new, bound = both("SELECT :s AS s, length(:s) AS n, (SELECT count(*) FROM vals) AS rows", {"s": value})
     assert_same(new, bound)
     assert new.s.iloc[0] == value and new.n.iloc[0] == len(value) and new.rows.iloc[0] == 51
+    with vals.connect() as con:  # nothing ran after the query either
+        assert con.exec_driver_sql("SELECT count(*), count(i) FROM vals").one() == (51, 50)
 
 
 def test_a_placeholder_inside_a_literal_or_comment_is_not_one(both: Both) -> None:
