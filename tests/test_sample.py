@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import frames, models, sample
 from playlist_tools.sample import TABLES, SampleError
@@ -339,3 +339,23 @@ def test_a_connection_outside_a_transaction_is_committed_and_left_open(schema: E
         sample.load_sample(connection, progress=False)
         assert not connection.closed and not connection.in_transaction()
     assert _counts(schema)["songs"] == 3503
+
+
+def test_a_role_that_may_not_create_temporary_tables_gets_one_line(schema: Engine, database_url: URL) -> None:
+    role, password = "pt_no_temp", "s3cret-Sample"
+    with schema.begin() as connection:
+        connection.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        connection.exec_driver_sql(f'REVOKE TEMPORARY ON DATABASE "{database_url.database}" FROM PUBLIC')
+        connection.exec_driver_sql(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        with pytest.raises(SampleError) as caught:
+            sample.load_sample(database_url.set(username=role, password=password), progress=False)
+        message = str(caught.value)
+        assert "permission denied to create temporary tables" in message and "nothing was loaded" in message
+        assert "\n" not in message and password not in message
+        assert _counts(schema) == {"playlists": 0, "songs": 0, "playlist_song_association": 0}
+    finally:
+        with schema.begin() as connection:
+            connection.exec_driver_sql(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")
