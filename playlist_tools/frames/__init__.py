@@ -59,14 +59,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from playlist_tools import db
+from playlist_tools._sql_text import placeholders
 from playlist_tools.errors import FrameError
 
 # The machinery, all private: _read (describe, ADBC/psycopg), _arrow (to pandas in either backend, prefetching),
 # _parquet (whole-file output), _write (checks, COPY), _copy (values as COPY takes them), _types (the one type
-# map), _driver (connections, quoting), _sql (placeholders outside literals), _dates (the years pandas can hold).
+# map), _driver (connections, quoting), _dates (the years pandas can hold).
 from playlist_tools.frames import _arrow, _parquet, _read, _write
 from playlist_tools.frames._read import Query
-from playlist_tools.frames._sql import placeholders
 from playlist_tools.frames._types import pandas_dtype
 from playlist_tools.frames._write import advance_sequence
 

@@ -36,8 +36,8 @@ import pyarrow as pa
 from psycopg import pq, sql
 from psycopg.adapt import PyFormat, Transformer
 
+from playlist_tools._sql_text import substitute
 from playlist_tools.frames._driver import Driver
-from playlist_tools.frames._sql import substitute
 
 # Python type -> (OID, name) of the type ADBC binds it as (its Arrow type's); names qualified, so no type of the
 # search_path can stand in. Exact types: bool is an int and datetime a date, and subclasses may dump differently.

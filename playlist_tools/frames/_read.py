@@ -32,12 +32,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 
 from playlist_tools import db
+from playlist_tools._sql_text import more_than_one_statement, sql_text
 from playlist_tools.errors import FrameError, first_line, one_line
 from playlist_tools.frames._arrow import prefetched
 from playlist_tools.frames._dates import check_years, integer_sql
 from playlist_tools.frames._driver import ERRORS, IDENTIFIER, PYFORMAT, Driver, driver_connection, quote, table_name
 from playlist_tools.frames._params import inlined
-from playlist_tools.frames._sql import more_than_one_statement, sql_text
 from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal
 
 Query = str | sa.Select | sa.TextClause | sa.Table | type

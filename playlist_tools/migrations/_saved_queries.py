@@ -3,7 +3,7 @@
 Private to :mod:`playlist_tools.migrations`. A dict name -> SQL, a folder of
 ``.sql`` files, or the package's own saved queries; each is checked for
 being one statement that only reads, with frames' own tokenizer
-(``frames._sql``), before anything connects.
+(``playlist_tools._sql_text``), before anything connects.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Union
 
 import sqlalchemy as sa
 
+from playlist_tools import _sql_text
 from playlist_tools import queries as saved_queries
 from playlist_tools.errors import FrameError, SettingError, first_line, one_line
-from playlist_tools.frames import _sql
 
 __all__ = ["Statement", "named", "package_queries"]
 
@@ -34,14 +34,14 @@ def _refuse(name: str, problem: str) -> FrameError:
 
 def _checked(name: str, text: str) -> str:
     """``text`` when it is one query that only reads; else a one-line error naming the query."""
-    pieces = [(kind, piece) for kind, piece in _sql._pieces(text) if kind not in ("line", "block")
+    pieces = [(kind, piece) for kind, piece in _sql_text.tokens(text) if kind not in ("line", "block")
               and not piece.isspace()]
     first = next((piece for kind, piece in pieces if piece != "("), None)
     if first is None:
         raise _refuse(name, "is empty")
     if first.lower() not in _SELECT_LIKE:
         raise _refuse(name, f"starts with {one_line(first, 30)!r}, so it is not a query")
-    if _sql.more_than_one_statement(text):
+    if _sql_text.more_than_one_statement(text):
         raise _refuse(name, "holds more than one statement")
     # A statement in parentheses is a data-modifying WITH; INTO outside literals only ever means SELECT ... INTO.
     writes = [piece.lower() for (_, before), (kind, piece) in zip(pieces, pieces[1:], strict=False)
@@ -55,7 +55,7 @@ def _statement(name: object, query: object) -> tuple[str, Statement]:
     if not isinstance(name, str) or not name.strip():
         raise SettingError(f"query name {name!r:.80} is no name; name each query, e.g. {{'top_songs': 'SELECT ...'}}")
     if isinstance(query, str):
-        return name, sa.text(_sql.sql_text(_checked(name, query)))
+        return name, sa.text(_sql_text.sql_text(_checked(name, query)))
     if isinstance(query, sa.TextClause):
         _checked(name, query.text)
         return name, query

@@ -1,7 +1,8 @@
 """SQL text as frames send it: ``:name`` placeholders only outside quotes and comments.
 
-Private to :mod:`playlist_tools.frames`, whose :func:`~playlist_tools.frames.placeholders`
-is the public face (the ``%sql`` magic binds notebook variables with it).
+Private to the package: :mod:`playlist_tools.frames` reads and binds with it (its
+:func:`~playlist_tools.frames.placeholders` is the public face, which the ``%sql`` magic binds notebook
+variables with), and ``migrations._saved_queries`` checks that a saved query only reads with :func:`tokens`.
 
 Examples
 --------
@@ -44,7 +45,7 @@ def _block_end(sql: str, start: int) -> int:
     return len(sql)
 
 
-def _pieces(sql: str) -> Iterator[tuple[str | None, str]]:
+def tokens(sql: str) -> Iterator[tuple[str | None, str]]:
     """``sql`` cut into comments, literals, words and single characters (kind None), in order."""
     pos = 0
     while pos < len(sql):
@@ -73,7 +74,7 @@ def sql_text(sql: str) -> str:
     """
     pieces: list[str] = []
     semicolon = None  # index in pieces of a ';' with nothing but white space and comments after it
-    for kind, piece in _pieces(sql):
+    for kind, piece in tokens(sql):
         if kind is None and piece == ";":
             semicolon = len(pieces)
         elif kind not in ("line", "block") and not piece.isspace():
@@ -96,7 +97,7 @@ def more_than_one_statement(sql: str) -> bool:
     (False, True)
     """
     ended = False
-    for kind, piece in _pieces(sql):
+    for kind, piece in tokens(sql):
         if kind in ("line", "block") or piece.isspace():
             continue
         if ended:
@@ -118,7 +119,7 @@ def substitute(sql: str, values: Sequence[str]) -> str | None:
     "SELECT '$1', CAST('a' AS text) -- $1"
     """
     pieces = []
-    for kind, piece in _pieces(sql):
+    for kind, piece in tokens(sql):
         number = _PLACEHOLDER.fullmatch(piece) if kind == "word" else None
         if number is not None:
             if int(number.group(1)) > len(values):
