@@ -7,6 +7,7 @@ reads them from the server, so a wrong measurement fails here.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -163,3 +164,13 @@ def test_migrate_plan_prints_a_table_with_markers(history: tuple[Path, Config], 
     bad = run_cli("playlist-tools", "migrate", "plan", "nope", "-c", str(ini), env=env)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "unknown revision 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_two_threads_measure_side_by_side_and_agree(history: tuple[Path, Config]) -> None:
+    # Alembic's op and context proxies are module globals; the measuring runs take turns on them.
+    _, config = history
+    alone = migrations.impact(config)
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: migrations.impact(config), range(2)))
+    for plan in both:
+        pd.testing.assert_frame_equal(plan, alone)

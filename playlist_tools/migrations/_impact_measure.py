@@ -44,7 +44,7 @@ from playlist_tools import db
 from playlist_tools.errors import MigrationError, first_line, one_line
 from playlist_tools.migrations._impact_locks import mode_name, quoted
 from playlist_tools.migrations._offline import kept_proxies
-from playlist_tools.migrations._replay import replayed
+from playlist_tools.migrations._replay import ONE_RUN_AT_A_TIME, replayed
 
 __all__ = ["Measured", "measure"]
 
@@ -281,7 +281,7 @@ def measure(cfg: Config, current: str, steps: list[Script], upward: bool) -> lis
                 context = MigrationContext.configure(connection=connection)
                 recorder = _Recorder(context, engine, context.impl._exec)
                 context.impl._exec = recorder  # type: ignore[method-assign]
-                with _operations(context, recorder):
+                with ONE_RUN_AT_A_TIME, _operations(context, recorder):
                     for step in steps:
                         recorder.revision = step.revision
                         try:

@@ -49,7 +49,7 @@ from playlist_tools.errors import MigrationError, RevisionError, first_line, one
 from playlist_tools.migrations._config import resolve, script
 from playlist_tools.migrations._errors import alembic_errors, check_revision
 
-__all__ = ["CACHE_COMMENT", "CACHE_PREFIX", "drop_replays", "replayed", "server_url", "template"]
+__all__ = ["CACHE_COMMENT", "CACHE_PREFIX", "ONE_RUN_AT_A_TIME", "drop_replays", "replayed", "server_url", "template"]
 
 CACHE_PREFIX = "playlist_tools_at_"
 """Start of every cache database's name."""
@@ -59,8 +59,10 @@ CACHE_COMMENT = "playlist-tools schema cache"
 
 _NEEDS_CREATEDB = "the role needs CREATEDB (ALTER ROLE ... CREATEDB)"
 _BUSY_RETRY_SECONDS = 5.0  # a reader of the cache (schema.at) holds it for milliseconds
-# Alembic's ``context``/``op`` proxies are module globals: two runs in threads of one process collide.
-_ONE_RUN_AT_A_TIME = threading.Lock()
+ONE_RUN_AT_A_TIME = threading.RLock()
+"""Held by every run of Alembic here (replays, ``impact``'s measuring): its ``context`` and ``op`` proxies
+are module globals, so two runs in threads of one process would collide. Re-entrant: a replay may be
+built from inside another run in the same thread (autogenerate's analysts'-column rule)."""
 _KEPT_ATTRIBUTES = ("skip_logging_config", "lock_timeout", "target_metadata")
 
 
@@ -124,7 +126,7 @@ def _upgrade_into(cfg: Config, url: URL, revision: str) -> None:
         replay.attributes["skip_logging_config"] = True
         replay.attributes["connection"] = engine
         replay.output_buffer = io.StringIO()
-        with _ONE_RUN_AT_A_TIME, alembic_errors(replay):
+        with ONE_RUN_AT_A_TIME, alembic_errors(replay):
             command.upgrade(replay, revision)
     finally:
         engine.dispose()
