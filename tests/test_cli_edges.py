@@ -108,8 +108,10 @@ def test_lint_with_an_ini_that_is_not_alembics(tmp_path: Path) -> None:
         (["downgrade", ""], ["empty revision ''"]),
         (["stamp", ""], ["empty revision ''"]),
         (["upgrade", "0003:", "--sql"], ["'0003:'", "no end", "'0003:head'"]),
+        # Alembic's revision map asserts for a step past the end too: the line names what was typed.
+        (["upgrade", "head+1"], ["revision 'head+1'", "steps past the end", "0001, 0002"]),
     ],
-    ids=["upgrade", "downgrade", "stamp", "sql-range"],
+    ids=["upgrade", "downgrade", "stamp", "sql-range", "past-head"],
 )
 def test_alembic_cli_refuses_an_empty_revision(database_url: URL, args: list[str], needles: list[str]) -> None:
     result = run_cli("alembic", *args, env={"DATABASE_URL": url_text(database_url)})
@@ -136,6 +138,8 @@ def test_the_api_gets_a_revision_error_for_an_empty_revision(alembic_config: Con
     empty = pytest.raises(RevisionError, match=r"^a revision id is empty .*base:head")
     with empty, _errors.alembic_errors(alembic_config):
         list(script.iterate_revisions("", "base"))
+    with pytest.raises(RevisionError, match=r"steps past the end of the history .*'head\+1'"):
+        migrations.upgrade(alembic_config, "head+1")
     # Only that one: any other AssertionError is a bug, and keeps its traceback.
     with pytest.raises(AssertionError, match="a real bug"), _errors.alembic_errors(alembic_config):
         raise AssertionError("a real bug")

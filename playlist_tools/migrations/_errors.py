@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -143,7 +143,7 @@ def _from_revision_map(err: BaseException) -> bool:
     return frame is not None and frame.tb_frame.f_globals.get("__name__") == "alembic.script.revision"
 
 
-def translate(err: BaseException, script: ScriptDirectory) -> PlaylistToolsError:
+def translate(err: BaseException, script: ScriptDirectory, typed: Sequence[str] = ()) -> PlaylistToolsError:
     """Our error for one of Alembic's, with ``err`` as its ``__cause__``; one of ours passes as it is.
 
     Parameters
@@ -153,6 +153,9 @@ def translate(err: BaseException, script: ScriptDirectory) -> PlaylistToolsError
         ``RevisionError``, the revision map's ``AssertionError``, or one of ours.
     script : alembic.script.ScriptDirectory
         The history, to list the known revisions in the message.
+    typed : sequence of str
+        The revisions typed on the command line, named in the message when
+        the revision map cannot resolve one (``head+1``).
 
     Examples
     --------
@@ -182,8 +185,12 @@ def translate(err: BaseException, script: ScriptDirectory) -> PlaylistToolsError
             "`alembic history` lists the revisions"
         )
     elif _from_revision_map(cause):
+        # Alembic's revision map asserts both for an empty id and for a step past either end ('head+1').
+        given = [value for value in typed if value.strip()]
+        what = f"revision {_shown(given[0])}" if len(given) == 1 else "a revision id"
         ours = RevisionError(
-            "a revision id is empty (an empty string, or a range with a missing end such as '0003:'); "
+            f"{what} is empty or steps past the end of the history (an empty string, a range with a "
+            f"missing end such as '0003:', or a step such as 'head+1'; the history: {_known(script)}); "
             + _EMPTY_HINT
         )
     else:
@@ -231,5 +238,5 @@ def cli_errors(script: ScriptDirectory, cfg: Config | None = None) -> Iterator[N
     except (PlaylistToolsError, CommandError, AlembicRevisionError, AssertionError) as err:
         if isinstance(err, AssertionError) and not _from_revision_map(err):
             raise
-        ours = translate(err, script)
+        ours = translate(err, script, _typed_revisions(cfg))
         raise CommandError(str(ours)) from ours
