@@ -14,6 +14,7 @@ else is asked or guessed. Default schema only.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from sqlalchemy.dialects import postgresql
 
 from playlist_tools.errors import SettingError, one_line
 from playlist_tools.migrations._listing import object_name, paired, sql_type
+
+# Under alembic's logger, beside its own "Detected added column" lines: alembic.ini shows that one at INFO.
+_LOG = logging.getLogger("alembic.autogenerate.renames")
 
 __all__ = ["Candidate", "apply_renames", "candidates", "confirmed", "found", "requested"]
 
@@ -292,6 +296,9 @@ def apply_renames(context: Any, revision: Any, directives: list[Any]) -> None:
     for script in directives:
         for up, down in zip(script.upgrade_ops_list, script.downgrade_ops_list, strict=True):
             chosen = confirmed(config, context, found(up, context) if context.opts.get("target_metadata") else [])
+            for candidate in chosen:
+                _LOG.info("Detected renamed %s '%s' to '%s' (one rename, not the removal and addition above)",
+                          "column" if candidate.column else "table", candidate.key, candidate.new)
             tables = {c.old: c.new for c in chosen if not c.column}
             columns = {(c.table, c.old): c.new for c in chosen if c.column}
             objects = {old: _table_objects(context, old, new, tables, columns) for old, new in tables.items()}
