@@ -142,6 +142,24 @@ def test_a_numeric_no_arrow_decimal_holds_is_loud_with_pyarrow_and_a_decimal_wit
         assert isinstance(got, decimal.Decimal) and str(got) == str(decimal.Decimal(value))
 
 
+@pytest.mark.parametrize("backend", ["numpy_nullable", "pyarrow"])
+@pytest.mark.parametrize("numeric", ["numeric(5, 2)", "numeric(30, 2)"])  # a scaled bigint on the wire; text
+def test_nan_in_a_numeric_p_s_is_loud_naming_the_column(read: Read, backend: str, numeric: str) -> None:
+    # numeric(p, s) reads as an exact decimal in both backends, and an exact decimal has no NaN
+    query = f"SELECT 1.5::{numeric} AS ok, x::{numeric} FROM (VALUES (1.5), ('NaN')) AS v (x) ORDER BY 1"
+    with pytest.raises(FrameError) as caught:
+        read(query, dtype_backend=backend)
+    message = str(caught.value)
+    assert "\n" not in message
+    if numeric == "numeric(30, 2)":  # checked as it arrives: the very column
+        assert message.startswith("column 'x' has numeric 'NaN', which its dtype decimal128(30, 2) cannot hold")
+    else:  # the server cannot scale it, and says so for the whole row: the columns it can be
+        assert message.startswith("one of the columns 'ok', 'x' has numeric 'NaN'")
+    assert "x::float8" in message or "name::float8" in message
+    with pytest.raises(FrameError, match=r"^column 'x' has numeric 'NaN'.*x::float8 \(NaN stays NaN\)"):
+        read(f"SELECT x::{numeric} FROM (VALUES ('NaN')) AS v (x)", dtype_backend=backend)
+
+
 def test_an_error_in_the_middle_of_the_stream_is_one_frame_error(typed: Engine) -> None:
     # the rows travel in a thread of their own; its error must still reach the caller as one FrameError
     query = "SELECT 1 / (n - 150000) AS x FROM generate_series(1, 300000) AS n"

@@ -224,6 +224,21 @@ def _schema(columns: list[_Column], which: str = "final") -> pa.Schema:
     return pa.schema([pa.field(c.name, getattr(c, which)) for c in columns])
 
 
+def _nan_in_exact(name: str, numeric: pa.DataType) -> FrameError:
+    """A ``numeric(p, s)`` column holds ``NaN``, which its exact decimal dtype cannot (nor pandas' decimals)."""
+    column = quote(name)
+    return FrameError(
+        f"column {name!r} has numeric 'NaN', which its dtype {numeric} cannot hold (an exact decimal is finite); "
+        f"cast it in the query, e.g. {column}::float8 (NaN stays NaN), {column}::text, or {column}::numeric "
+        "(Decimal objects)"
+    )
+
+
+def _scaled(columns: list[_Column]) -> list[_Column]:
+    """The ``numeric(p, s)`` columns that travel as scaled bigints: the server cannot scale a NaN."""
+    return [c for c in columns if pa.types.is_integer(c.wire) and pa.types.is_decimal(c.final)]
+
+
 def _finish(batch: pa.RecordBatch, columns: list[_Column]) -> pa.RecordBatch:
     """Wire types to final types; a scaled bigint is reinterpreted as its decimal, no arithmetic."""
     arrays = []
@@ -232,6 +247,8 @@ def _finish(batch: pa.RecordBatch, columns: list[_Column]) -> pa.RecordBatch:
             array = pc.cast(array, pa.decimal128(38, 0)).view(spec.final)
         elif pa.types.is_timestamp(spec.wire) or pa.types.is_date(spec.wire):
             check_years(array, spec.name)
+        elif pa.types.is_decimal(spec.final) and pc.any(pc.equal(array, "NaN")).as_py():
+            raise _nan_in_exact(spec.name, spec.final)  # numeric(p, s) holds no infinity; NaN it does
         arrays.append(array.cast(spec.final))
     return pa.RecordBatch.from_arrays(arrays, schema=_schema(columns))
 
@@ -295,5 +312,13 @@ def arrow_tables(
         # pyarrow reports ADBC's errors in the middle of a stream as OSError.
         except (*ERRORS, adbc_driver_manager.Error, OSError, pa.ArrowException) as err:
             reason = one_line(first_line(err), _MESSAGE_CHARS)
+            scaled = _scaled(columns)
+            if "cannot convert NaN to bigint" in reason and scaled:
+                if len(scaled) == 1:
+                    raise _nan_in_exact(scaled[0].name, scaled[0].final) from err
+                names = ", ".join(repr(c.name) for c in scaled)
+                raise FrameError(f"one of the columns {names} has numeric 'NaN', which an exact decimal dtype cannot "
+                                 "hold; cast it in the query, e.g. name::float8, name::text or name::numeric "
+                                 "(Decimal objects)") from err
             raise FrameError(f"reading the result failed: {reason}; nothing was changed") from err
 
