@@ -1,7 +1,8 @@
-"""Workspaces of killed kernels: who owns each one, and the sweep that drops those whose owner is gone.
+"""Workspaces and replay copies of killed kernels: who owns each, and the sweep that drops those whose owner is gone.
 
 Private to :mod:`playlist_tools.workspace`, which re-exports :func:`sweep`
-and :data:`OWNER_FILE` and describes the rule.
+and :data:`OWNER_FILE` and describes the rule; ``migrations._replay``
+records its copies' owner and sweeps too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ OWNER_FILE = "playlist-tools-owner.json"
 
 FOLDER_PREFIX = "playlist-tools-workspace-"
 DATABASE_PREFIX = "pt_workspace"
-_DATABASE_NAME = re.compile(rf"{DATABASE_PREFIX}_[0-9a-f]{{16}}")  # what db.fresh_database makes
+COPY_PREFIXES = ("playlist_tools_replay", "playlist_tools_impact", "playlist_tools_affected")
+"""The throwaway copies of a schema cache (``migrations._replay.replayed``): swept like workspaces."""
+# What db.fresh_database makes with those prefixes: the prefix, "_", 16 hex digits.
+_DATABASE_NAME = re.compile(rf"(?:{'|'.join((DATABASE_PREFIX, *COPY_PREFIXES))})_[0-9a-f]{{16}}")
 _COMMENT_PREFIX = "playlist-tools workspace owner "
 _log = logging.getLogger(__name__)
 
@@ -80,7 +84,9 @@ def admin(url: str | URL | None) -> Iterator[Connection]:
         engine.dispose()
 
 
-def record_owner(connection: Connection, database: str, owner: dict[str, object]) -> None:
+def record_owner(connection: Connection, database: str, owner: dict[str, object] | None = None) -> None:
+    """Name ``owner`` (default: this process) in ``database``'s ``COMMENT``, for :func:`sweep`."""
+    owner = this_process() if owner is None else owner
     # COMMENT takes no bound parameters; the server quotes both parts (%I, %L).
     statement = connection.execute(
         sa.text("SELECT format('COMMENT ON DATABASE %I IS %L', CAST(:name AS text), CAST(:comment AS text))"),
@@ -92,12 +98,14 @@ def record_owner(connection: Connection, database: str, owner: dict[str, object]
 def sweep(url: str | URL | None = None) -> list[str]:
     """Drop the workspaces whose owner process is gone: databases on ``url``'s server, and scratch folders.
 
-    Only what a workspace made and recorded an owner for is touched: a
-    ``pt_workspace_*`` database owned by the current database user whose
+    Only what a workspace (or a replay's throwaway copy) made and recorded
+    an owner for is touched: a ``pt_workspace_*`` database, or a copy named
+    with one of :data:`COPY_PREFIXES`, owned by the current database user whose
     ``COMMENT`` names the owner, a ``playlist-tools-workspace-*`` folder in
     the temp directory, owned by this OS user, with :data:`OWNER_FILE` in
     it. It goes only when that owner was a process of this host that no
-    longer runs (see the module docstring). :meth:`Workspace.open` calls this.
+    longer runs (see the module docstring). :meth:`Workspace.open` calls
+    this, and so does each new replay copy (``migrations._replay.replayed``).
 
     Returns the databases dropped and the folders deleted.
     """
@@ -116,8 +124,8 @@ def sweep(url: str | URL | None = None) -> list[str]:
     with admin(url) as connection:
         found = connection.execute(sa.text(
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
-            " WHERE datname LIKE :pattern AND pg_get_userbyid(datdba) = current_user ORDER BY datname"
-        ), {"pattern": f"{DATABASE_PREFIX}\\_%"}).all()
+            " WHERE datname ~ :pattern AND pg_get_userbyid(datdba) = current_user ORDER BY datname"
+        ), {"pattern": f"^({'|'.join((DATABASE_PREFIX, *COPY_PREFIXES))})_"}).all()
         for name, comment in found:
             if not _DATABASE_NAME.fullmatch(name) or not (comment or "").startswith(_COMMENT_PREFIX):
                 continue

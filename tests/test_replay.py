@@ -155,3 +155,25 @@ def test_a_caller_connection_is_replayed_on_its_own_server(engine):
         assert _replay.server_url(cfg) == engine.url
         with _replay.replayed(cfg, "0001") as url:
             assert url.database.startswith("playlist_tools_replay") and url.host == engine.url.host
+
+
+def test_a_copy_left_by_a_killed_process_is_dropped_by_the_next_copy(alembic_config, database_url, server_url):
+    # The process dies inside the block, before it can drop its copy (a kernel killed mid-impact).
+    dies = (
+        "import os, sys; from playlist_tools import migrations; from playlist_tools.migrations import _replay\n"
+        "with _replay.replayed(migrations.config(sys.argv[1]), '0001', prefix='playlist_tools_impact') as url:\n"
+        "    print(url.database, flush=True); os._exit(0)"
+    )
+    left = subprocess.run([sys.executable, "-c", dies, url_text(database_url)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    with db.fresh_database(server_url, prefix="playlist_tools_impact") as unrecorded:  # no owner: never swept
+        assert {left, unrecorded.database} <= names(server_url)
+        with _replay.replayed(alembic_config, "0001") as mine:
+            now = names(server_url)
+            assert left not in now  # its owner is gone
+            assert {unrecorded.database, mine.database} <= now  # no owner recorded; alive
+
+
+def names(server_url) -> set[str]:
+    with db.connection(server_url) as conn:
+        return set(conn.execute(sa.text("SELECT datname FROM pg_database")).scalars())

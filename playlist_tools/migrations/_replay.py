@@ -44,7 +44,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine
 
-from playlist_tools import db
+from playlist_tools import _orphans, db
 from playlist_tools.errors import MigrationError, RevisionError, first_line, one_line
 from playlist_tools.migrations._config import resolve, script
 from playlist_tools.migrations._errors import alembic_errors, check_revision
@@ -192,6 +192,9 @@ def replayed(config: Config | None, revision: str, *, prefix: str = "playlist_to
     """A throwaway database with the schema at ``revision`` (no rows), dropped when the block ends.
 
     A copy of the cache database of :func:`template`; write to it freely.
+    Its ``COMMENT`` names this process: should the process die before the
+    block ends, the next copy or ``Workspace.open`` drops it
+    (``playlist_tools._orphans.sweep``).
 
     Yields
     ------
@@ -201,6 +204,7 @@ def replayed(config: Config | None, revision: str, *, prefix: str = "playlist_to
     cfg = resolve(config)
     server = server_url(cfg)  # the copy is made from here: a session on the cache itself would block others
     source = template(cfg, revision)
+    _orphans.sweep(server)  # copies (and workspaces) whose process was killed before it could drop them
     deadline = time.monotonic() + _BUSY_RETRY_SECONDS
     while True:
         copying = contextlib.ExitStack()
@@ -221,6 +225,8 @@ def replayed(config: Config | None, revision: str, *, prefix: str = "playlist_to
             continue
         break
     with copying:
+        with _orphans.admin(server) as conn:  # so that a sweep drops it if this process dies holding it
+            _orphans.record_owner(conn, str(url.database))
         yield url
 
 
