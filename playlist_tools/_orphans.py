@@ -31,8 +31,8 @@ FOLDER_PREFIX = "playlist-tools-workspace-"
 DATABASE_PREFIX = "pt_workspace"
 COPY_PREFIXES = ("playlist_tools_replay", "playlist_tools_impact", "playlist_tools_affected")
 """The throwaway copies of a schema cache (``migrations._replay.replayed``): swept like workspaces."""
-# What db.fresh_database makes with those prefixes: the prefix, "_", 16 hex digits.
-_DATABASE_NAME = re.compile(rf"(?:{'|'.join((DATABASE_PREFIX, *COPY_PREFIXES))})_[0-9a-f]{{16}}")
+_PREFIXES = "|".join((DATABASE_PREFIX, *COPY_PREFIXES))
+_DATABASE_NAME = re.compile(rf"(?:{_PREFIXES})_[0-9a-f]{{16}}")  # what db.fresh_database makes with them
 _COMMENT_PREFIX = "playlist-tools workspace owner "
 _log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def sweep(url: str | URL | None = None) -> list[str]:
         found = connection.execute(sa.text(
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database"
             " WHERE datname ~ :pattern AND pg_get_userbyid(datdba) = current_user ORDER BY datname"
-        ), {"pattern": f"^({'|'.join((DATABASE_PREFIX, *COPY_PREFIXES))})_"}).all()
+        ), {"pattern": f"^({_PREFIXES})_"}).all()
         for name, comment in found:
             if not _DATABASE_NAME.fullmatch(name) or not (comment or "").startswith(_COMMENT_PREFIX):
                 continue
@@ -137,7 +137,7 @@ def sweep(url: str | URL | None = None) -> list[str]:
             try:
                 db.drop_database(connection.engine, name)  # FORCE, or a plain DROP where autovacuum is in the way
             except sa.exc.DBAPIError as err:  # housekeeping must not stop the workspace being opened
-                _log.warning("could not drop abandoned workspace database %s: %s", name, err.orig)
+                _log.warning("could not drop abandoned database %s: %s", name, err.orig)
                 continue
             removed.append(name)
     return removed

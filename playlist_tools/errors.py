@@ -30,6 +30,7 @@ __all__ = [
     "QueryError",
     "MESSAGE_LIMIT",
     "first_line",
+    "sqlstate",
     "one_line",
 ]
 
@@ -51,6 +52,20 @@ def first_line(err: BaseException) -> str:
     'KeyError'
     """
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def sqlstate(err: BaseException) -> str | None:
+    """The SQLSTATE (``42P01``...) of a driver's error, psycopg 3, psycopg2 or ADBC, or of the one SQLAlchemy wraps.
+
+    Examples
+    --------
+    >>> class Psycopg2Error(Exception):
+    ...     pgcode = "55006"
+    >>> sqlstate(Psycopg2Error()), sqlstate(ValueError())
+    ('55006', None)
+    """
+    err = getattr(err, "orig", None) or err  # sqlalchemy.exc.DBAPIError: the driver's own error
+    return getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
 
 
 class PlaylistToolsError(Exception):

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
-from playlist_tools.errors import QueryError, SchemaError, first_line
+from playlist_tools.errors import QueryError, SchemaError, first_line, sqlstate
 from playlist_tools.frames import read_frame
 
 __all__ = ["QueryError", "playlist_songs", "song_playlists", "playlist_summary"]
@@ -128,8 +128,7 @@ def _schema_errors() -> Iterator[None]:
     try:
         yield
     except sa.exc.ProgrammingError as err:
-        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
-        if code not in _MISSING_SCHEMA:
+        if sqlstate(err) not in _MISSING_SCHEMA:
             raise
         raise SchemaError(
             f"{first_line(err.orig):.120}: this database has no playlist schema, or an old one; "

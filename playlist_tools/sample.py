@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from tqdm import TqdmWarning
 
 from playlist_tools import db, frames
-from playlist_tools.errors import FrameError, SampleError, first_line
+from playlist_tools.errors import FrameError, SampleError, first_line, one_line
 from playlist_tools.models import Base
 from playlist_tools.synthetic import synthetic
 
@@ -224,7 +224,10 @@ def _load_table(
     try:
         frames.write_frame(frame, staging_name, connection)
     except FrameError as err:  # the database's columns are not the models' (changed by hand)
-        raise SampleError(f"cannot load the sample into {name}: {err}") from err
+        found = one_line(str(err).removeprefix(f"cannot write to {staging_name}: "), 160)  # not our staging name
+        raise SampleError(f"cannot load the sample into {name}, whose columns differ from the models' ({found}); "
+                          "load it into a database at head (playlist_tools.db.fresh_database, alembic upgrade head)"
+                          ) from err
     returned = connection.exec_driver_sql(
         f"INSERT INTO {quote(name)} ({columns}) SELECT {columns} FROM {staging} "
         f"ON CONFLICT DO NOTHING RETURNING {', '.join(quote(k) for k in keys)}"
@@ -237,7 +240,6 @@ def _load_table(
     column = _IDENTITIES[name]
     largest = connection.execute(sa.select(sa.func.max(table.c[column]))).scalar()
     if largest is not None:  # the one rule of frames.write_frame: past the largest id, never backwards
-        quoted = connection.dialect.identifier_preparer.quote(table.name)
-        connection.exec_driver_sql(*frames.advance_sequence(quoted, column, largest))
+        connection.exec_driver_sql(*frames.advance_sequence(quote(name), column, largest))
     total = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
     return name, len(frame), len(inserted), total

@@ -359,3 +359,16 @@ def test_a_role_that_may_not_create_temporary_tables_gets_one_line(schema: Engin
         with schema.begin() as connection:
             connection.exec_driver_sql(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
             connection.exec_driver_sql(f"DROP ROLE {role}")
+
+
+def test_a_column_changed_by_hand_is_one_line_naming_it_and_nothing_is_loaded(schema: Engine) -> None:
+    with schema.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE songs ALTER COLUMN composer TYPE varchar(3)")
+    with pytest.raises(SampleError) as caught:
+        sample.load_sample(schema, progress=False)
+    message = str(caught.value)
+    assert message.startswith("cannot load the sample into songs, whose columns differ from the models' (column ")
+    assert "playlist_tools_sample" not in message and "composer" in message and "varchar(3)" in message
+    assert "alembic upgrade head" in message
+    assert "\n" not in message
+    assert _counts(schema) == {"playlists": 0, "songs": 0, "playlist_song_association": 0}

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from playlist_tools.db._url import DATABASE_URL_ENV, mask_url, resolve_url, secret_values
-from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError, first_line
+from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError, first_line, sqlstate
 
 APPLICATION_NAME = "playlist-tools"
 """``application_name`` of every connection we open, so ``pg_stat_activity`` can tell them apart."""
@@ -244,7 +244,7 @@ def drop_database(admin: Engine, name: str) -> None:
                 connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"' + (" WITH (FORCE)" if force else ""))
             return
         except sa.exc.DBAPIError as err:
-            state = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+            state = sqlstate(err)
             # 42501: FORCE may not end an autovacuum worker; 55006: a plain DROP found a session still there.
             if state not in ("42501", "55006") or time.monotonic() > deadline:
                 raise

@@ -200,11 +200,6 @@ class _Reader:
         return bytes(next(self.parts, b""))
 
 
-def sqlstate(err: BaseException) -> str | None:
-    """The SQLSTATE of a driver's error (``42P01``...), whichever driver raised it."""
-    return getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
-
-
 def driver(con: sa.Connection) -> Driver:
     """The driver connection under a SQLAlchemy one: psycopg 3 or psycopg2; other drivers are refused."""
     conn = con.connection.driver_connection

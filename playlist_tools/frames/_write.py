@@ -41,10 +41,10 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from playlist_tools import db
-from playlist_tools.errors import FrameError, first_line
+from playlist_tools.errors import FrameError, first_line, sqlstate
 from playlist_tools.frames import _copy_binary
 from playlist_tools.frames._copy import Refused, Target, advice, convert
-from playlist_tools.frames._driver import ERRORS, Driver, driver, driver_connection, quote, sqlstate, table_name
+from playlist_tools.frames._driver import ERRORS, Driver, driver, driver_connection, quote, table_name
 
 _UNDEFINED_TABLE = "42P01"
 _PSYCOPG3 = ("postgresql", "postgresql+psycopg")

@@ -17,7 +17,7 @@ from alembic.config import Config
 from sqlalchemy.engine import URL, Connection
 
 from playlist_tools import db, frames
-from playlist_tools.errors import FrameError, MigrationError, first_line, one_line
+from playlist_tools.errors import FrameError, MigrationError, first_line, one_line, sqlstate
 from playlist_tools.migrations._config import current_heads, resolve
 from playlist_tools.migrations._errors import alembic_errors
 from playlist_tools.migrations._renames import candidates
@@ -63,12 +63,12 @@ def _describe(conn: Connection, statement: Statement) -> _Described:
         except FrameError as err:
             cause = err.__cause__ or err
             names = list(params or ())
-            if getattr(cause, "sqlstate", None) == _UNDETERMINED and len(typed) < len(names):
+            if sqlstate(cause) == _UNDETERMINED and len(typed) < len(names):
                 number = first_line(cause).rpartition("$")[2]
                 undetermined = names[int(number) - 1] if number.isdigit() and int(number) <= len(names) else None
                 typed = typed | {undetermined} if undetermined and undetermined not in typed else frozenset(names)
                 continue
-            return _Described(None, one_line(first_line(cause), _REASON_CHARS), getattr(cause, "sqlstate", None))
+            return _Described(None, one_line(first_line(cause), _REASON_CHARS), sqlstate(cause))
         return _Described(tuple((str(column), str(dtype)) for column, dtype in empty.dtypes.items()))
 
 

@@ -45,7 +45,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import _orphans, db
-from playlist_tools.errors import MigrationError, RevisionError, first_line, one_line
+from playlist_tools.errors import MigrationError, RevisionError, first_line, one_line, sqlstate
 from playlist_tools.migrations._config import resolve, script
 from playlist_tools.migrations._errors import alembic_errors, check_revision
 
@@ -94,11 +94,6 @@ def _digest(cfg: Config, history: ScriptDirectory, revisions: tuple[str, ...]) -
     for step in steps:
         digest.update(step.revision.encode() + b"\0" + Path(step.path).read_bytes() + b"\0")
     return digest.hexdigest()[:12]
-
-
-def _state(err: sa.exc.DBAPIError) -> str | None:
-    """The SQLSTATE of a driver's error, psycopg 3 or psycopg2."""
-    return getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
 
 
 def _cache_name(revisions: tuple[str, ...], digest: str) -> str:
@@ -177,7 +172,7 @@ def template(config: Config | None, revision: str) -> URL:
             db.drop_database(admin, building)
             # Another process published the same cache first: 42P04 duplicate_database when its rename
             # had committed before ours looked, 23505 from pg_database's unique index when both renamed at once.
-            if _state(err) not in ("42P04", "23505"):
+            if sqlstate(err) not in ("42P04", "23505"):
                 raise
         except BaseException:
             db.drop_database(admin, building)
@@ -201,6 +196,8 @@ def replayed(config: Config | None, revision: str, *, prefix: str = "playlist_to
     sqlalchemy.engine.URL
         The copy's URL, on the config's server.
     """
+    if prefix not in _orphans.COPY_PREFIXES:  # the sweep knows a copy by its prefix
+        raise ValueError(f"prefix {prefix!r} is not one of {_orphans.COPY_PREFIXES}")
     cfg = resolve(config)
     server = server_url(cfg)  # the copy is made from here: a session on the cache itself would block others
     source = template(cfg, revision)
@@ -211,7 +208,7 @@ def replayed(config: Config | None, revision: str, *, prefix: str = "playlist_to
         try:
             url = copying.enter_context(db.fresh_database(server, prefix=prefix, template=source.database))
         except sa.exc.DBAPIError as err:
-            state = _state(err)
+            state = sqlstate(err)
             if state == "3D000" and time.monotonic() <= deadline:
                 source = template(cfg, revision)  # dropped meanwhile (drop_replays elsewhere): build it again
                 continue

@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from playlist_tools.db.activity import advisory_holder, lock_holders, release_hint
-from playlist_tools.errors import LockTimeoutError, SettingError
+from playlist_tools.errors import LockTimeoutError, SettingError, sqlstate
 
 __all__ = [
     "LOCK_TIMEOUT_ENV",
@@ -160,7 +160,7 @@ def _acquire(connection: Connection, timeout_ms: int, owned: bool, log: Callable
 
 
 def _is_lock_timeout(err: BaseException) -> bool:
-    return getattr(getattr(err, "orig", None), "sqlstate", None) == "55P03"
+    return sqlstate(err) == "55P03"
 
 
 def _explain(connection: Connection, err: sa.exc.DBAPIError, timeout_ms: int, own_pid: int) -> LockTimeoutError:
