@@ -1,6 +1,6 @@
 # playlist-tools: every target sets up .venv by itself on first use.
 #   make lab    JupyterLab on notebooks/, against the embedded PostgreSQL
-#   make test   ruff, then the whole test suite (what .ci/run runs)
+#   make test   ruff, the import-linter contracts (pyproject.toml), then the whole test suite (what .ci/run runs)
 #   make bench  the loading benchmarks (bench/results.md), then the before-you-migrate timings
 
 PYTHON ?= python3
@@ -30,6 +30,7 @@ lab: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-bench  # make bench BENCH_ARGS=--quick: small sizes, print only

@@ -4,15 +4,17 @@ So that the ``alembic`` CLI, the Python API, tests, pytest-alembic and
 notebooks can all drive the same migrations:
 
 * the connection comes from ``config.attributes["connection"]`` when the
-  caller passes one (a Connection, or an Engine as pytest-alembic does; the
+  caller passes one (a Connection, used as it is; anything else, such as an
+  Engine, gives one through its ``connect()``, as in Alembic's template; the
   caller owns it); else an engine is made by ``playlist_tools.db``, i.e. on
   ``$DATABASE_URL`` or the embedded server, and disposed of here;
 * the target metadata is ``config.attributes["target_metadata"]`` when
   given, else ``Base.metadata`` of the file the ini's ``models`` option
   names (a workspace's ``models.py``), else ``playlist_tools.models``;
 * a new revision typed without ``--rev-id`` gets the next readable id;
-* ``config.attributes["on_version_apply"]`` (callables) hears of each
-  revision this run applies, inside the migration lock;
+* the run's ``on_version_apply`` hooks (``playlist_tools.history.RunOptions``,
+  or ``config.attributes["on_version_apply"]``) hear of each revision this
+  run applies, inside the migration lock;
 * every migration runs in its own transaction, with ``lock_timeout`` set,
   and concurrent runs are serialised by an advisory lock
   (``playlist_tools.migrations.locks``);
@@ -41,13 +43,18 @@ config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging_config"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
+# The models autogenerate compares with (see _env.target_metadata); a bad models file is one line.
+with _env.cli_errors(context.script, config):
+    target_metadata = _env.target_metadata(config)
+
+
 def _configure(**kwargs: object) -> None:
     context.configure(
-        target_metadata=_env.target_metadata(config),  # inside cli_errors: a bad models file is one line
+        target_metadata=target_metadata,
         compare_type=True,
         include_object=_env.include_object(config, context),
         transaction_per_migration=True,
-        on_version_apply=config.attributes.get("on_version_apply", ()),
+        on_version_apply=_env.run_options(config).on_version_apply,
         process_revision_directives=_env.process_revision_directives,
         **kwargs,  # type: ignore[arg-type]
     )

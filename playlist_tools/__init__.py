@@ -38,6 +38,12 @@ from playlist_tools.errors import (
 )
 from playlist_tools.models import Base, Playlist, Song, playlist_song_association
 
+metadata = Base.metadata
+"""The models' MetaData, what ``alembic/env.py`` migrates against (Alembic's template: ``target_metadata =
+myapp.Base.metadata``). Kept here, in the package rather than in the ``models`` module, because
+pytest-alembic's ``all_models_register_on_metadata`` looks for a module-level MetaData in a *package* (it
+does not recognise SQLAlchemy 2's ``DeclarativeBase`` as a base) and then imports every module below it."""
+
 __all__ = [
     "Base",
     "DataLossError",
@@ -57,6 +63,7 @@ __all__ = [
     "create_engine",
     "fresh_database",
     "mask_url",
+    "metadata",
     "playlist_song_association",
     "resolve_url",
     "load_ipython_extension",

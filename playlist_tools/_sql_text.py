@@ -2,7 +2,7 @@
 
 Private to the package: :mod:`playlist_tools.frames` reads and binds with it (its
 :func:`~playlist_tools.frames.placeholders` is the public face, which the ``%sql`` magic binds notebook
-variables with), and ``migrations._saved_queries`` checks that a saved query only reads with :func:`tokens`.
+variables with), and ``migrations._affected`` checks that a saved query only reads with :func:`tokens`.
 
 Examples
 --------

@@ -175,3 +175,16 @@ def session_named(url: URL, application_name: str) -> Iterator[Connection]:
             yield connection
     finally:
         engine.dispose()
+
+
+def sql(engine: Engine, statement: str, params: dict | None = None) -> list[tuple]:
+    """Run one statement in its own transaction (committed); its rows, if it returns any."""
+    with engine.begin() as con:
+        result = con.exec_driver_sql(statement, params or {})
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+
+def same_rows(engine: Engine, left: str, right: str, columns: str = "*") -> None:
+    """The two tables hold the same rows: SQL EXCEPT ALL both ways is empty."""
+    for a, b in ((left, right), (right, left)):
+        assert sql(engine, f"SELECT {columns} FROM {a} EXCEPT ALL SELECT {columns} FROM {b}") == [], f"{a} - {b}"

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 
 from playlist_tools import frames
 from playlist_tools.errors import FrameError
+
+# The driver-level conninfo of a URL: no public name gives it, and the test opens a raw psycopg connection with it.
 from playlist_tools.frames._driver import url_conninfo
 
 Read = Callable[..., pd.DataFrame]

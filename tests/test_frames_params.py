@@ -20,6 +20,8 @@ from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import db, frames
 from playlist_tools.errors import FrameError
+
+# Spies on the ADBC path and on inlining inside read_frame: no public path shows which one ran.
 from playlist_tools.frames import _read
 
 Both = Callable[..., tuple[Any, Any]]

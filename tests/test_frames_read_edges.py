@@ -19,6 +19,8 @@ from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import db, frames
 from playlist_tools.errors import DatabaseUnavailableError, FrameError
+
+# The password a driver session carries: no public path exposes the session conninfo.
 from playlist_tools.frames import _driver
 
 Read = Callable[..., pd.DataFrame]

@@ -26,20 +26,10 @@ from playlist_tools import frames
 from playlist_tools.errors import FrameError
 from playlist_tools.models import Base, Song
 
+from helpers import same_rows, sql
+
 D = decimal.Decimal
 LISTED = [0.125, 1.005, 2.675, -0.125, 0.12499999999999999, 0.1 + 0.2, 99999999.99, -0.0, 1e-7]
-
-
-def sql(engine: Engine, statement: str, params: dict | None = None) -> list[tuple]:
-    with engine.begin() as con:
-        result = con.exec_driver_sql(statement, params or {})
-        return [tuple(row) for row in result] if result.returns_rows else []
-
-
-def same_rows(engine: Engine, left: str, right: str, columns: str = "*") -> None:
-    """The two tables hold the same rows: SQL EXCEPT both ways is empty."""
-    for a, b in ((left, right), (right, left)):
-        assert sql(engine, f"SELECT {columns} FROM {a} EXCEPT ALL SELECT {columns} FROM {b}") == [], f"{a} - {b}"
 
 
 def wait_until(check: Callable[[], bool]) -> None:

@@ -18,19 +18,17 @@ from sqlalchemy.engine import Engine
 
 from playlist_tools import frames
 from playlist_tools.errors import FrameError
+
+# The binary COPY encoder and write_frame's checks, driven directly: no public path reaches each edge alone.
 from playlist_tools.frames import _copy_binary, _write
+
+from helpers import same_rows, sql
 
 D = decimal.Decimal
 COLUMNS = ("i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, b bool, d date, ts timestamp, tz timestamptz, "
            "t text, v varchar(12), c char(3), n31 numeric(3, 1), n102 numeric(10, 2), n150 numeric(15, 0), "
            "n55 numeric(5, 5)")
 TEXTS = ["", 'say "hi"', "line\nbreak\r\n", "back\\slash", "tab\tand,comma", "Ünïcødé ’ 🎵", "NULL", "\\N"]
-
-
-def sql(engine: Engine, statement: str) -> list[tuple]:
-    with engine.begin() as con:
-        result = con.exec_driver_sql(statement)
-        return [tuple(row) for row in result] if result.returns_rows else []
 
 
 def edges() -> pd.DataFrame:
@@ -80,11 +78,6 @@ def reference(engine: Engine, frame: pd.DataFrame, table: str) -> None:
         raw.commit()
     finally:
         raw.close()
-
-
-def same_rows(engine: Engine, left: str, right: str) -> None:
-    for a, b in ((left, right), (right, left)):
-        assert sql(engine, f"SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}") == [], f"{a} - {b}"
 
 
 def checked(engine: Engine, frame: pd.DataFrame, table: str) -> list[tuple[str, pa.Array]]:

@@ -22,11 +22,13 @@ fail when they should.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pytest_alembic
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from pytest_alembic.plugin.error import AlembicTestFailure
@@ -37,6 +39,7 @@ from pytest_alembic.tests import (
     test_up_down_consistency,
     test_upgrade,
 )
+from pytest_alembic.tests.experimental import test_all_models_register_on_metadata, test_downgrade_leaves_no_trace
 from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import models
@@ -44,17 +47,41 @@ from playlist_tools.migrations import locks
 
 from helpers import scratch_config, scratch_history
 
-# Imported to be collected here: pytest-alembic's own tests, run against our history.
-__all__ = ["test_model_definitions_match_ddl", "test_single_head_revision", "test_up_down_consistency", "test_upgrade"]
+# Imported to be collected here: pytest-alembic's own tests, run against our history. The two experimental
+# ones need env.py to look like Alembic's template: `target_metadata` at module level (found by a clean
+# import in a subprocess), and `.connect()` called on a connectable that is not a Connection (pytest-alembic
+# passes a wrapper whose connect() yields the connection it holds in a transaction).
+__all__ = [
+    "test_all_models_register_on_metadata",
+    "test_downgrade_leaves_no_trace",
+    "test_model_definitions_match_ddl",
+    "test_single_head_revision",
+    "test_up_down_consistency",
+    "test_upgrade",
+]
 
 IS_MIGRATION_LOCK = "locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = :key AND objsubid = 1"
 """A pg_locks row of the migration lock: a bigint advisory key is split into classid and objid, objsubid 1."""
 
 
 @pytest.fixture
-def alembic_engine(engine: Engine) -> Engine:
-    """pytest-alembic's database handle: this test's engine (conftest.py disposes of it)."""
-    return engine
+def alembic_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """pytest-alembic's database handle: this test's engine (conftest.py disposes of it).
+
+    On a Unix socket (the embedded server), the socket directory goes to ``$PGHOST`` instead of the URL:
+    ``test_all_models_register_on_metadata`` writes the URL into an ini in a subprocess, whose
+    interpolation refuses the ``%2F`` of ``?host=%2Ftmp...``; libpq reads ``$PGHOST`` there and here alike.
+    """
+    host = engine.url.query.get("host")
+    if not (isinstance(host, str) and host.startswith("/")):
+        yield engine
+        return
+    monkeypatch.setenv("PGHOST", host)
+    hostless = sa.create_engine(engine.url.difference_update_query(["host"]))
+    try:
+        yield hostless
+    finally:
+        hostless.dispose()
 
 
 def _head(config: Config) -> str:
@@ -135,3 +162,22 @@ def test_up_down_check_notices_a_broken_downgrade(tmp_path: Path, database_url: 
     assert "no_such" in str(failure.value)
     assert _version(alembic_engine) == ["0003"]  # the failed downgrade was rolled back, nothing half-done
     assert _lock_holders(alembic_engine) == 0  # and the migration lock released despite the failure
+
+
+def test_env_migrates_the_connection_it_is_given(alembic_config: Config, alembic_engine: Engine) -> None:
+    """A Connection in ``config.attributes["connection"]`` is the one migrated: no second session of env.py's own."""
+    heard: list[tuple[int, bool]] = []
+
+    def record(*, ctx: object, step: object, heads: object, run_args: object) -> None:
+        used: Connection = ctx.connection  # type: ignore[attr-defined]
+        heard.append((used.exec_driver_sql("SELECT pg_backend_pid()").scalar_one(), used is given))
+
+    with alembic_engine.connect() as given:
+        pid = given.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        given.rollback()
+        alembic_config.attributes["connection"] = given
+        alembic_config.attributes["on_version_apply"] = [record]
+        command.upgrade(alembic_config, "0002")
+        assert not given.closed  # the caller's: left open
+    assert heard == [(pid, True), (pid, True)]
+    assert _version(alembic_engine) == ["0002"]

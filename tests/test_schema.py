@@ -35,13 +35,12 @@ def test_tables_counts_rows_exactly_when_small(migrated: Engine) -> None:
     assert not schema.tables(migrated)["rows_estimated"].any()
 
 
-def test_tables_uses_the_estimate_for_big_tables(migrated: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tables_uses_the_estimate_for_big_tables(migrated: Engine) -> None:
     sample.load_sample(migrated, progress=False)
     with migrated.connect() as connection:
         connection.execute(sa.text("ANALYZE songs"))
         connection.commit()
-    monkeypatch.setattr(schema, "EXACT_COUNT_BELOW", 1000)
-    songs = schema.tables(migrated).set_index("name").loc["songs"]
+    songs = schema.tables(migrated, exact_below=1000).set_index("name").loc["songs"]
     assert bool(songs["rows_estimated"]) is True
     assert songs["rows"] == 3503  # ANALYZE reads every row of a table this small
 

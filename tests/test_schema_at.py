@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+# _mermaid: the one diagram type, shared by schema and migrations; the test checks both use it.
 from playlist_tools import _mermaid, migrations, schema
 from playlist_tools.errors import DatabaseUnavailableError, RevisionError, SchemaError, SettingError
 from playlist_tools.workspace import Workspace
@@ -111,7 +112,7 @@ def test_at_a_bad_revision_is_the_one_line_of_the_migrations_verbs(alembic_confi
 
 def test_diff_of_an_added_column(alembic_config: Config) -> None:
     changes = schema.diff("0001", "0002", alembic_config)
-    assert changes.columns.tolist() == schema.DIFF_COLUMNS
+    assert changes.columns.tolist() == schema.CHANGE_COLUMNS
     assert rows(changes) == [("column", "playlists", "description", "added", None, "text")]
     assert all(str(dtype) == "string" for dtype in changes.dtypes)
     assert rows(schema.diff("0002", "0003", alembic_config)) == [  # an identity says how it is generated

@@ -15,6 +15,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy.engine import URL
 
 from playlist_tools import db, frames
+
+# The list of keys masked in a URL: the test runs over each; no public name lists them.
 from playlist_tools.db._url import SECRET_KEYS
 from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError
 

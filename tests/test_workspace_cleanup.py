@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+# _orphans: another process's owner record is written by hand; no public path writes one for another process.
 from playlist_tools import _orphans, db, workspace
 from playlist_tools.workspace import OWNER_FILE, Workspace
 

@@ -53,7 +53,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import pandas as pd
 import sqlalchemy as sa
@@ -71,6 +71,31 @@ from playlist_tools.frames._types import pandas_dtype
 from playlist_tools.frames._write import advance_sequence
 
 __all__ = ["FrameError", "advance_sequence", "pandas_dtype", "placeholders", "read_frame", "to_parquet", "write_frame"]
+
+
+# As pandas types read_sql: one DataFrame without chunksize, an iterator of them with it.
+@overload
+def read_frame(
+    query: Query,
+    con: db.Connectable = ...,
+    params: Mapping[str, Any] | None = ...,
+    *,
+    chunksize: None = ...,
+    parallel: int | None = ...,
+    dtype_backend: Literal["numpy_nullable", "pyarrow"] = ...,
+) -> pd.DataFrame: ...
+
+
+@overload
+def read_frame(
+    query: Query,
+    con: db.Connectable = ...,
+    params: Mapping[str, Any] | None = ...,
+    *,
+    chunksize: int,
+    parallel: int | None = ...,
+    dtype_backend: Literal["numpy_nullable", "pyarrow"] = ...,
+) -> Iterator[pd.DataFrame]: ...
 
 
 def read_frame(

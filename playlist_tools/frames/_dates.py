@@ -17,9 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg.adapt import Buffer, Loader
 from psycopg.pq import Format
+from sqlalchemy.dialects import postgresql
 
 from playlist_tools.errors import FrameError
-from playlist_tools.frames._driver import quote
+
+# PostgreSQL's quoting of a name, as _driver's quote: _driver builds on this module, so not imported from there.
+quote = postgresql.dialect().identifier_preparer.quote
 
 _US_PER_DAY = 86_400_000_000
 _DAYS_2000 = 10_957  # PostgreSQL counts from 2000-01-01, Arrow from 1970-01-01

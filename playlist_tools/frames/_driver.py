@@ -43,6 +43,7 @@ from sqlalchemy.engine import URL
 
 from playlist_tools import db
 from playlist_tools.errors import FrameError
+from playlist_tools.frames._dates import wire_cursor
 
 # A bare name, optionally schema-qualified: what a string must be to name a table (which we then quote).
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
@@ -146,8 +147,6 @@ class Driver:
 
     def chunks(self, sql: str, params: Any, rows: int) -> Iterator[list[tuple[Any, ...]]]:
         """The rows, ``rows`` at a time, streamed: dates and timestamps as integers since 1970 (see ``_dates``)."""
-        from playlist_tools.frames._dates import wire_cursor  # _dates quotes names with this module's quote
-
         if self.psycopg3:
             with wire_cursor(self.conn) as cursor:
                 stream = cursor.stream(sql, params, size=min(rows, 10_000))

@@ -16,6 +16,8 @@ This room sits below those two (they call it; it calls neither) and above
 * rename candidates, the one rule of what may be a rename
   (:func:`candidates`, and :func:`apply_renames` for autogenerate);
 * the next readable revision id (:func:`next_id`);
+* a run's options, typed, under one ``config.attributes`` key
+  (:class:`RunOptions`: :func:`with_run_options` writes them on a copy, :func:`run_options` reads them);
 * a revision's step rendered offline (:func:`render`), and Alembic run
   inside a run of Alembic (:func:`kept_proxies`, :func:`quiet_alembic`);
   every use of Alembic's private API is in ``_alembic_private``.
@@ -49,8 +51,10 @@ from playlist_tools.history._replay import (
     template,
 )
 from playlist_tools.history._revision_ids import next_id
+from playlist_tools.history._run_options import RunOptions, run_options, with_run_options
 
 __all__ = [
+    "RunOptions",
     "CACHE_PREFIX",
     "ONE_RUN_AT_A_TIME",
     "REPO_ROOT",
@@ -72,11 +76,13 @@ __all__ = [
     "render",
     "replayed",
     "resolve",
+    "run_options",
     "script_directory",
     "server_url",
     "sql_type",
     "statement_runner",
     "template",
     "translate",
+    "with_run_options",
     "wrap_plan",
 ]

@@ -110,13 +110,15 @@ def connection(cfg: Config, *, application_name: str | None = None) -> Iterator[
     """The connection ``cfg`` carries, left open; else one of our own, closed after.
 
     ``config.attributes["connection"]`` may be a Connection (used as it is)
-    or an Engine, as pytest-alembic passes (one of its connections is lent
-    and given back). Otherwise an engine is made for ``attributes["url"]``
-    (see :func:`playlist_tools.db.resolve_url`) and disposed of afterwards.
+    or, as in Alembic's template, anything whose ``connect()`` gives one: an
+    Engine, as pytest-alembic passes (one of its connections is lent and given
+    back), or pytest-alembic's wrapper of a connection it holds open.
+    Otherwise an engine is made for ``attributes["url"]`` (see
+    :func:`playlist_tools.db.resolve_url`) and disposed of afterwards.
     """
     given = cfg.attributes.get("connection")
-    if isinstance(given, Engine):
-        with given.connect() as lent:  # closing it rolls back what a read autobegan
+    if given is not None and not isinstance(given, Connection):
+        with given.connect() as lent:  # an Engine's: closing it rolls back what a read autobegan
             yield lent
         return
     if given is not None:

@@ -26,6 +26,7 @@ from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
 from playlist_tools.errors import SettingError, one_line
+from playlist_tools.history._run_options import run_options
 
 # Under alembic's logger, beside its own "Detected added column" lines: alembic.ini shows that one at INFO.
 _LOG = logging.getLogger("alembic.autogenerate.renames")
@@ -214,7 +215,7 @@ def requested(config: Any, context: Any) -> list[tuple[str, str, bool]]:
     ...
     playlist_tools.errors.SettingError: renames={'songs.media_type': 'songs.file_format'} is not a rename; ...
     """
-    given = dict((config.attributes.get("renames") if config is not None else None) or {})
+    given = dict((run_options(config).renames if config is not None else None) or {})
     wanted = [(f"{k}:{v}", _shown(str(k), str(v), False)) for k, v in given.items()]
     environment = getattr(context, "environment_context", None)
     if environment is not None and hasattr(getattr(config, "cmd_opts", None), "x"):  # the API's Namespace has none
@@ -259,7 +260,7 @@ def confirmed(config: Any, context: Any, found_: list[Candidate]) -> list[Candid
             raise SettingError(f"{shown} and {twice} rename one thing twice; keep one")
         chosen.append(candidate)
     options = getattr(config, "cmd_opts", None)  # only `alembic revision --autogenerate` typed on a terminal asks
-    typed = getattr(options, "autogenerate", False) and hasattr(options, "cmd") and "renames" not in config.attributes
+    typed = getattr(options, "autogenerate", False) and hasattr(options, "cmd") and run_options(config).renames is None
     asking = typed and all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout))
     for candidate in found_ if asking else []:
         if not any(candidate.clashes(c) for c in chosen) and _ask(candidate):

@@ -40,13 +40,14 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import _orphans, db
 from playlist_tools.errors import MigrationError, RevisionError, first_line, one_line, sqlstate
 from playlist_tools.history._alembic_private import detached_copy
 from playlist_tools.history._config import resolve, script_directory
 from playlist_tools.history._errors import alembic_errors, check_revision
+from playlist_tools.history._run_options import KEY, RunOptions, run_options
 
 __all__ = ["CACHE_COMMENT", "CACHE_PREFIX", "ONE_RUN_AT_A_TIME", "drop_replays", "replayed", "server_url", "template"]
 
@@ -62,14 +63,14 @@ ONE_RUN_AT_A_TIME = threading.RLock()
 """Held by every run of Alembic here (replays, ``impact``'s measuring): its ``context`` and ``op`` proxies
 are module globals, so two runs in threads of one process would collide. Re-entrant: a replay may be
 built from inside another run in the same thread (autogenerate's analysts'-column rule)."""
-_KEPT_ATTRIBUTES = ("skip_logging_config", "lock_timeout", "target_metadata")
+_KEPT_ATTRIBUTES = ("skip_logging_config", "target_metadata")
 
 
 def server_url(cfg: Config) -> URL:
     """The URL of the config's database (its connection's, its ``url``, or the default): the server to replay on."""
-    given = cfg.attributes.get("connection")
-    if isinstance(given, (Connection, Engine)):
-        return given.engine.url
+    engine = getattr(cfg.attributes.get("connection"), "engine", None)  # a Connection's, an Engine's own, a wrapper's
+    if isinstance(engine, Engine):
+        return engine.url
     return db.resolve_url(cfg.attributes.get("url"))
 
 
@@ -112,7 +113,8 @@ def _exists(admin: Engine, name: str) -> bool:
 
 def _upgrade_into(cfg: Config, url: URL, revision: str) -> None:
     """``alembic upgrade revision`` into ``url``, on a copy of ``cfg`` that keeps nothing of the caller's run."""
-    replay = detached_copy(cfg, {k: cfg.attributes[k] for k in _KEPT_ATTRIBUTES if k in cfg.attributes})
+    kept = {k: cfg.attributes[k] for k in _KEPT_ATTRIBUTES if k in cfg.attributes}
+    replay = detached_copy(cfg, {**kept, KEY: RunOptions(lock_timeout=run_options(cfg).lock_timeout)})
     engine = db.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         replay.attributes["skip_logging_config"] = True

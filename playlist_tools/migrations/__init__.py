@@ -48,10 +48,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Each public name and the module it lives in: the one list that drives lazy
-# loading, type checkers and __all__. Names are imported on first use (PEP
-# 562): alembic/env.py imports this package, and an `alembic` command should
-# not pay for pandas, which only the functions returning frames need.
+# Each public name and the module it lives in: the one list. It drives lazy
+# loading (PEP 562: alembic/env.py imports this package, and an `alembic`
+# command should not pay for pandas, which only the functions returning frames
+# need) and __all__; the TYPE_CHECKING imports below repeat it for type
+# checkers only, and tests/test_migrations_api.py checks that they agree.
 _WHERE = {
     "AFFECTED_COLUMNS": "._affected", "affected_queries": "._affected",
     "REPO_ROOT": "playlist_tools.history", "config": "playlist_tools.history",
@@ -59,11 +60,12 @@ _WHERE = {
     "LOSS_COLUMNS": "._data_loss", "data_loss": "._data_loss",
     "IMPACT_COLUMNS": "._impact", "impact": "._impact",
     "LINT_COLUMNS": "._lint", "lint": "._lint",
-    "COLUMNS": "._verbs", "DIFF_COLUMNS": "._verbs",
+    "PREVIEW_COLUMNS": "._verbs", "REVISION_COLUMNS": "._verbs",
     "check": "._verbs", "current": "._verbs", "downgrade": "._verbs", "heads": "._verbs", "history": "._verbs",
     "history_diagram": "._verbs", "merge": "._verbs", "preview": "._verbs", "revision": "._verbs",
     "sql": "._verbs", "upgrade": "._verbs",
 }
+__all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:
     from playlist_tools.history import REPO_ROOT, config, drop_replays
@@ -72,8 +74,8 @@ if TYPE_CHECKING:
     from playlist_tools.migrations._impact import IMPACT_COLUMNS, impact
     from playlist_tools.migrations._lint import LINT_COLUMNS, lint
     from playlist_tools.migrations._verbs import (
-        COLUMNS,
-        DIFF_COLUMNS,
+        PREVIEW_COLUMNS,
+        REVISION_COLUMNS,
         check,
         current,
         downgrade,
@@ -99,31 +101,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-
-
-__all__ = [
-    "AFFECTED_COLUMNS",
-    "COLUMNS",
-    "DIFF_COLUMNS",
-    "IMPACT_COLUMNS",
-    "LINT_COLUMNS",
-    "LOSS_COLUMNS",
-    "REPO_ROOT",
-    "affected_queries",
-    "check",
-    "config",
-    "current",
-    "data_loss",
-    "downgrade",
-    "drop_replays",
-    "heads",
-    "history",
-    "history_diagram",
-    "impact",
-    "lint",
-    "merge",
-    "preview",
-    "revision",
-    "sql",
-    "upgrade",
-]

@@ -30,8 +30,9 @@ what ``alembic/env.py`` calls:
   lock, so no other migration can add or remove values in between. A count
   that is not zero refuses before any step runs, in one line naming each loss;
 * consent is ``-x allow_data_loss=true`` on the CLI, or
-  ``config.attributes["allow_data_loss"] = True`` from Python (what
-  ``migrations.upgrade/downgrade(..., allow_data_loss=True)`` set);
+  ``migrations.upgrade/downgrade(..., allow_data_loss=True)`` from Python
+  (the run's :class:`~playlist_tools.history.RunOptions`; a plain
+  ``alembic.command`` caller sets ``config.attributes["allow_data_loss"] = True``);
 * offline (``--sql``) nothing runs and nothing is counted; :func:`commenting`
   writes ``-- destroys ...`` above each statement that drops a table or a column.
 
@@ -80,6 +81,7 @@ from playlist_tools.history import (
     current_heads,
     render,
     resolve,
+    run_options,
     script_directory,
     wrap_plan,
 )
@@ -359,8 +361,8 @@ def _typed(config: Config, key: str) -> str | None:
     return found
 
 
-def flag(config: Config, key: str, default: bool, fix: str, *, ini: bool = True) -> bool:
-    """A yes/no setting: ``config.attributes[key]``, else ``-x key=...``, else the ini's ``key``, else ``default``.
+def flag(config: Config, key: str, default: bool, fix: str, *, ini: bool = True, given: bool | None = None) -> bool:
+    """A yes/no setting: ``given`` (from Python), else ``-x key=...``, else the ini's ``key``, else ``default``.
 
     ``ini=False`` leaves the ini out: a setting that must be given per run.
 
@@ -377,7 +379,6 @@ def flag(config: Config, key: str, default: bool, fix: str, *, ini: bool = True)
     >>> flag(Config(cmd_opts=argparse.Namespace(x=["keep=No"])), "keep", True, "")
     False
     """
-    given = config.attributes.get(key)
     if given is not None:
         return bool(given)
     typed, where = _typed(config, key), "-x "
@@ -391,7 +392,7 @@ def flag(config: Config, key: str, default: bool, fix: str, *, ini: bool = True)
 
 
 def allow_data_loss(config: Config) -> bool:
-    """Whether the run may destroy data: ``attributes["allow_data_loss"]``, else ``-x allow_data_loss=...``.
+    """Whether the run may destroy data: its options' ``allow_data_loss``, else ``-x allow_data_loss=...``.
 
     Raises
     ------
@@ -411,12 +412,13 @@ def allow_data_loss(config: Config) -> bool:
     """
     # Never from the ini: consent is given per run, for the loss that run reports.
     return flag(config, OPTION, False,
-                f"write -x {OPTION}=true to go ahead despite the loss, or leave it out to be asked", ini=False)
+                f"write -x {OPTION}=true to go ahead despite the loss, or leave it out to be asked", ini=False,
+                given=run_options(config).allow_data_loss)
 
 
 def _from_python(config: Config) -> bool:
     """Whether a Python caller set the attribute (the API does): then the message speaks Python."""
-    return config.attributes.get(OPTION) is not None
+    return run_options(config).allow_data_loss is not None
 
 
 def _hint(config: Config, way: str) -> str:

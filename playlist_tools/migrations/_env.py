@@ -46,12 +46,12 @@ from sqlalchemy.engine import URL, Connection
 
 from playlist_tools import db, history, models
 from playlist_tools.errors import MigrationError, first_line, one_line
-from playlist_tools.history import cli_errors, kept_proxies, quiet_alembic
+from playlist_tools.history import cli_errors, kept_proxies, quiet_alembic, run_options
 from playlist_tools.migrations import _data_loss, locks
 
 __all__ = [
     "ANALYST_COLUMNS_OPTION", "cli_errors", "connection", "guard", "include_object", "lock_timeout_sql", "migrating",
-    "offline_url", "process_revision_directives", "sql_output", "target_metadata",
+    "offline_url", "process_revision_directives", "run_options", "sql_output", "target_metadata",
 ]
 
 MIGRATIONS_APPLICATION_NAME = f"{db.APPLICATION_NAME} migrations"
@@ -199,7 +199,7 @@ def offline_url(config: Config) -> URL | None:
 
 
 def _timeout_ms(config: Config) -> int:
-    return locks.lock_timeout_ms(config.attributes.get("lock_timeout"))
+    return locks.lock_timeout_ms(run_options(config).lock_timeout)
 
 
 def lock_timeout_sql(config: Config) -> str:
@@ -211,8 +211,8 @@ def lock_timeout_sql(config: Config) -> str:
 def migrating(config: Config, connection: Connection) -> Iterator[None]:
     """Hold the migration lock, with ``lock_timeout`` set, while migrations run on ``connection``.
 
-    ``config.attributes["lock_timeout"]`` overrides ``$PLAYLIST_TOOLS_LOCK_TIMEOUT``
-    (see :func:`playlist_tools.migrations.locks.lock_timeout_ms`). A statement
+    The run's ``lock_timeout`` (``RunOptions``, or ``config.attributes["lock_timeout"]``) overrides
+    ``$PLAYLIST_TOOLS_LOCK_TIMEOUT`` (see :func:`playlist_tools.migrations.locks.lock_timeout_ms`). A statement
     the database refuses ends the run with one :class:`MigrationError` line.
     """
     try:

@@ -27,10 +27,9 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -49,20 +48,22 @@ from playlist_tools.history import (
     found,
     next_id,
     resolve,
+    run_options,
     script_directory,
     sql_type,
+    with_run_options,
 )
 
 __all__ = [
-    "COLUMNS", "DIFF_COLUMNS", "ancestors", "check", "current", "diff_frame", "down_revisions", "downgrade",
+    "REVISION_COLUMNS", "PREVIEW_COLUMNS", "ancestors", "check", "current", "diff_frame", "down_revisions", "downgrade",
     "heads", "history", "history_diagram", "merge", "ordered", "preview", "revision", "revision_frame", "sql",
     "upgrade",
 ]
 
-COLUMNS = ["rev", "down_rev", "message", "is_current", "is_head"]
+REVISION_COLUMNS = ["rev", "down_rev", "message", "is_current", "is_head"]
 """The columns of every revision listing (``current``, ``history``, ``heads``, ``upgrade``...)."""
 
-DIFF_COLUMNS = ["op", "table", "name", "detail"]
+PREVIEW_COLUMNS = ["op", "table", "name", "detail"]
 """The columns of ``preview`` and ``check``."""
 
 
@@ -113,7 +114,7 @@ def revision_frame(scripts: Iterable[Script], current: Iterable[str], heads: Ite
         "is_current": [s.revision in current for s in rows],
         "is_head": [s.revision in heads for s in rows],
     }
-    return pd.DataFrame(data, columns=COLUMNS).astype({"is_current": bool, "is_head": bool})
+    return pd.DataFrame(data, columns=REVISION_COLUMNS).astype({"is_current": bool, "is_head": bool})
 
 
 def _diff_row(diff: tuple[object, ...]) -> tuple[str, str, str, str]:
@@ -158,7 +159,7 @@ def diff_frame(diffs: Iterable[object]) -> pd.DataFrame:
     flat: list[tuple[object, ...]] = []
     for diff in diffs:
         flat.extend(diff if isinstance(diff, list) else [diff])  # modify_* come grouped
-    return pd.DataFrame([_diff_row(d) for d in flat], columns=DIFF_COLUMNS)
+    return pd.DataFrame([_diff_row(d) for d in flat], columns=PREVIEW_COLUMNS)
 
 
 def _listing(cfg: Config, scripts: Iterable[Script], indicate_current: bool) -> pd.DataFrame:
@@ -234,14 +235,16 @@ def heads(config: Config | None = None, *, indicate_current: bool = True) -> pd.
         return _listing(cfg, (script.get_revision(r) for r in script.get_heads()), indicate_current)
 
 
-@contextlib.contextmanager
-def _recording(cfg: Config) -> Iterator[list[str]]:
-    """Collect the revisions this call applies or reverts, in the order they run.
+def _run(cfg: Config, allow_data_loss: bool) -> tuple[Config, list[str]]:
+    """The config this call runs on (a copy carrying its options), and the list its revisions are recorded in.
 
-    env.py passes ``config.attributes["on_version_apply"]`` to Alembic, which
-    calls it inside the migration lock: exact even when another process
-    migrates the same database at the same time (comparing heads before
-    and after would count its revisions as ours).
+    Consent goes to env.py, which counts the loss inside the migration lock
+    and refuses it without consent before any step runs (see
+    :mod:`._data_loss`); the refusal reaches us as :class:`DataLossError`.
+    The revisions come from Alembic's ``on_version_apply``, which env.py
+    passes on and Alembic calls inside the migration lock: exact even when
+    another process migrates the same database at the same time (comparing
+    heads before and after would count its revisions as ours).
     """
     ran: list[str] = []
 
@@ -249,35 +252,8 @@ def _recording(cfg: Config) -> Iterator[list[str]]:
         if step.is_migration:
             ran.append(step.up_revision_id)
 
-    saved = cfg.attributes.get("on_version_apply")
-    cfg.attributes["on_version_apply"] = [*(saved or ()), record]
-    try:
-        yield ran
-    finally:
-        if saved is None:
-            del cfg.attributes["on_version_apply"]
-        else:
-            cfg.attributes["on_version_apply"] = saved
-
-
-@contextlib.contextmanager
-def _consent(cfg: Config, allow_data_loss: bool) -> Iterator[None]:
-    """Tell env.py, for this call only, whether data may be lost (``config.attributes["allow_data_loss"]``).
-
-    env.py counts the loss inside the migration lock, on the migration
-    connection, and refuses a loss without consent before any step runs
-    (see :mod:`playlist_tools.migrations._consent`); the refusal reaches us
-    as :class:`DataLossError`.
-    """
-    saved = cfg.attributes.get("allow_data_loss")
-    cfg.attributes["allow_data_loss"] = allow_data_loss
-    try:
-        yield
-    finally:
-        if saved is None:
-            del cfg.attributes["allow_data_loss"]
-        else:
-            cfg.attributes["allow_data_loss"] = saved
+    hooks = (*run_options(cfg).on_version_apply, record)
+    return with_run_options(cfg, allow_data_loss=allow_data_loss, on_version_apply=hooks), ran
 
 
 def _ran(cfg: Config, revisions: list[str], upward: bool) -> pd.DataFrame:
@@ -334,8 +310,9 @@ def upgrade(
     """
     cfg = resolve(config)
     check_revision(revision)
-    with alembic_errors(cfg), _consent(cfg, allow_data_loss), _recording(cfg) as applied:
-        command.upgrade(cfg, revision, tag=tag)
+    run, applied = _run(cfg, allow_data_loss)
+    with alembic_errors(cfg):
+        command.upgrade(run, revision, tag=tag)
     return _ran(cfg, applied, upward=True)
 
 
@@ -392,8 +369,9 @@ def downgrade(
     """
     cfg = resolve(config)
     check_revision(revision)
-    with alembic_errors(cfg), _consent(cfg, allow_data_loss), _recording(cfg) as reverted:
-        command.downgrade(cfg, revision, tag=tag)
+    run, reverted = _run(cfg, allow_data_loss)
+    with alembic_errors(cfg):
+        command.downgrade(run, revision, tag=tag)
     return _ran(cfg, reverted, upward=False)
 
 
@@ -423,13 +401,10 @@ def sql(config: Config | None = None, revision_range: str = "base:head", *, down
         raise MigrationError(
             f"sql(..., downgrade=True) needs a range 'from:to' such as 'head:0002', not {revision_range!r}"
         )
-    buffer = io.StringIO()
-    saved, cfg.output_buffer = cfg.output_buffer, buffer
-    try:
-        with alembic_errors(cfg):
-            (command.downgrade if downgrade else command.upgrade)(cfg, revision_range, sql=True)
-    finally:
-        cfg.output_buffer = saved
+    run = with_run_options(cfg)  # a copy: the caller's own output_buffer stays as it was
+    run.output_buffer = buffer = io.StringIO()
+    with alembic_errors(cfg):
+        (command.downgrade if downgrade else command.upgrade)(run, revision_range, sql=True)
     return buffer.getvalue()
 
 
@@ -445,18 +420,12 @@ def _require_head(cfg: Config, script: ScriptDirectory) -> None:
         )
 
 
-@contextlib.contextmanager
-def _given(cfg: Config, **attributes: object) -> Iterator[None]:
-    """``cfg.attributes`` with these set (those that are not ``None``) for the block, as they were after."""
-    saved = {key: cfg.attributes[key] for key in attributes if key in cfg.attributes}
-    given = {key: value for key, value in attributes.items() if value is not None}
-    cfg.attributes.update(given)
-    try:
-        yield
-    finally:
-        for key in given:
-            cfg.attributes.pop(key, None)
-        cfg.attributes.update(saved)
+def _with(cfg: Config, metadata: sa.MetaData | None, renames: Mapping[str, str] | None) -> Config:
+    """A copy of ``cfg`` for one autogenerate: these renames, and these models when given; ``cfg`` stays as it was."""
+    run = with_run_options(cfg, renames=renames)
+    if metadata is not None:
+        run.attributes["target_metadata"] = metadata  # the copy's own attributes: Alembic's key for the models
+    return run
 
 
 def _autogenerate(cfg: Config) -> list[object]:
@@ -536,8 +505,7 @@ def preview(
     0  add_column  playlists  description  TEXT NULL
     """
     cfg = resolve(config)
-    with _given(cfg, target_metadata=metadata, renames=renames):
-        return diff_frame(_autogenerate(cfg))
+    return diff_frame(_autogenerate(_with(cfg, metadata, renames)))
 
 
 def check(config: Config | None = None) -> pd.DataFrame:
@@ -623,10 +591,11 @@ def revision(
     cfg = resolve(config)
     if autogenerate:
         _require_head(cfg, script_directory(cfg))
-    with _given(cfg, renames=renames), alembic_errors(cfg):
+    with alembic_errors(cfg):
         written = command.revision(
-            cfg, message, autogenerate=autogenerate, rev_id=rev_id or next_id(script_directory(cfg)),
-            head=head, splice=splice, branch_label=branch_label, depends_on=depends_on,
+            _with(cfg, None, renames), message, autogenerate=autogenerate,
+            rev_id=rev_id or next_id(script_directory(cfg)), head=head, splice=splice, branch_label=branch_label,
+            depends_on=depends_on,
         )
     assert isinstance(written, Script)  # one version location: one script
     return written

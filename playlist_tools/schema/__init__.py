@@ -13,8 +13,8 @@ server (see :mod:`playlist_tools.migrations`; ``migrations.drop_replays()``
 drops the caches). ``erd(diff=(a, b))``, the same as ``at(b).erd(since=a)``,
 draws ``b`` with what changed since ``a`` marked.
 
-Modules: ``_live`` (the catalog reads), ``_at`` (a replayed revision),
-``_diff`` (comparing two), ``_draw`` (the Mermaid text), ``_erd``.
+Modules: ``_live`` (the catalog reads), ``_at`` (a replayed revision, and
+:func:`diff` of two), ``_diff`` (the comparison itself), ``_draw`` (the Mermaid text), ``_erd``.
 
 Examples
 --------
@@ -36,13 +36,13 @@ erDiagram
 
 from playlist_tools._mermaid import MermaidDiagram
 from playlist_tools.errors import SchemaError
-from playlist_tools.schema._at import SchemaAt, at
-from playlist_tools.schema._diff import DIFF_COLUMNS, diff
+from playlist_tools.schema._at import SchemaAt, at, diff
+from playlist_tools.schema._diff import CHANGE_COLUMNS
 from playlist_tools.schema._erd import erd
 from playlist_tools.schema._live import EXACT_COUNT_BELOW, columns, tables
 
 __all__ = [
-    "DIFF_COLUMNS",
+    "CHANGE_COLUMNS",
     "EXACT_COUNT_BELOW",
     "MermaidDiagram",
     "SchemaAt",

@@ -1,7 +1,7 @@
 """The schema at any revision: the history replayed into a cached database, read once, briefly.
 
 Private to :mod:`playlist_tools.schema`, which re-exports :func:`at` and
-:class:`SchemaAt`. The replay is ``migrations._replay.template``'s cache
+:class:`SchemaAt`. The replay is ``playlist_tools.history.template``'s cache
 database (one per revision and per content of the files leading to it); it
 is read here on a connection of its own (no pool) that is closed before
 :func:`at` returns, because a copy of the cache waits while anyone is
@@ -20,10 +20,11 @@ from alembic.config import Config
 from playlist_tools import db
 from playlist_tools._mermaid import MermaidDiagram
 from playlist_tools.history import resolve, template
+from playlist_tools.schema._diff import CHANGE_COLUMNS, compare, marks
 from playlist_tools.schema._draw import draw
 from playlist_tools.schema._live import all_columns, columns_of, overview
 
-__all__ = ["SchemaAt", "at"]
+__all__ = ["SchemaAt", "at", "diff"]
 
 _READ: dict[tuple[str, str], dict[str, Any]] = {}
 """What was read from each cache database (by server and name): a cache never changes, its name says its content."""
@@ -124,11 +125,8 @@ class SchemaAt:
         """
         if since is None:
             return draw(self._columns, exclude)
-        # _diff builds on this module, so it is imported only when a diagram of changes is asked for.
-        from playlist_tools.schema import _diff
-
         old = since if isinstance(since, SchemaAt) else at(since, self._config)
-        return draw(self._columns, exclude, _diff.marks(old, self, exclude))
+        return draw(self._columns, exclude, marks(old, self, exclude))
 
     def __repr__(self) -> str:
         names = self._tables["name"].tolist()
@@ -199,3 +197,48 @@ def at(revision: str, config: Config | None = None) -> SchemaAt:
             _READ.pop(next(iter(_READ)))
         _READ[key] = found
     return SchemaAt(revision, _READ[key]["ids"], cfg, _READ[key])
+
+
+def diff(a: str | SchemaAt, b: str | SchemaAt, config: Config | None = None, *,
+         exclude: Sequence[str] = ("alembic_version",)) -> pd.DataFrame:
+    """What changed from revision ``a`` to revision ``b``: one row per change.
+
+    Parameters
+    ----------
+    a, b : str or SchemaAt
+        Revisions (``"0001"``, ``"head"``, ...) or what :func:`at` returned;
+        ``a`` may be later than ``b`` (then what ``b`` lacks is ``dropped``).
+    config : alembic.config.Config or None
+        As in :func:`at`.
+    exclude : sequence of str
+        Tables to leave out; by default Alembic's bookkeeping table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``kind`` (``table``, ``column``, ``index``, ``constraint``),
+        ``table`` (its name in ``b``, or in ``a`` when dropped), ``name``,
+        ``change`` (``added``, ``dropped``, ``renamed``, ``retyped``,
+        ``nullability``, ``default``, ``changed``), ``before`` and ``after``
+        (for a column its DDL, ``integer NOT NULL``; for an index or constraint
+        its definition; for a rename the names; for a table its columns; NA
+        where there is nothing), all strings. Ordered by table, kind, name,
+        change. An added or dropped table is one row: its columns, indexes and
+        constraints come and go with it.
+
+    Examples
+    --------
+    >>> diff("0003", "0004")
+         kind  table         name   change      before        after
+    0  column  songs  file_format  renamed  media_type  file_format
+    >>> added = diff("0004", "0005")
+    >>> added[["kind", "table", "name", "change"]]
+        kind  table            name change
+    0  index  songs  ix_songs_genre  added
+    >>> added.loc[0, "after"]
+    'CREATE INDEX ix_songs_genre ON public.songs USING btree (genre)'
+    """
+    old = a if isinstance(a, SchemaAt) else at(a, config)
+    new = b if isinstance(b, SchemaAt) else at(b, config)
+    rows = [(c.kind, c.table, c.name, c.change, c.before, c.after) for c in compare(old, new, exclude).changes]
+    return pd.DataFrame(rows, columns=CHANGE_COLUMNS).astype("string")

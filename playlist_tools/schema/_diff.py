@@ -1,8 +1,8 @@
-"""What changed between two revisions: one row per change, and the marks of a diagram of changes.
+"""What changed between two revisions: the changes (:func:`compare`), and the marks of a diagram of changes.
 
-Private to :mod:`playlist_tools.schema`, which re-exports :func:`diff`.
+Private to :mod:`playlist_tools.schema`; :func:`~playlist_tools.schema.diff` (in ``_at``) shows the changes.
 Both revisions are :func:`~playlist_tools.schema.at` (replayed, cached);
-a rename is what ``migrations._renames.candidates`` says may be one, and
+a rename is what ``playlist_tools.history.candidates`` says may be one, and
 only when unambiguous: a dropped and an added column of the same type and
 nullability in the same table, or a dropped and an added table with the
 same columns (names, types, nullability, in order), with no other pair
@@ -16,18 +16,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from alembic.config import Config
 
 from playlist_tools.history import candidates
-from playlist_tools.schema._at import SchemaAt, at
 from playlist_tools.schema._draw import Marks
 
-__all__ = ["DIFF_COLUMNS", "diff", "marks"]
+if TYPE_CHECKING:  # _at draws with the marks made here; only type checkers read its class from here
+    from playlist_tools.schema._at import SchemaAt
 
-DIFF_COLUMNS = ["kind", "table", "name", "change", "before", "after"]
+__all__ = ["CHANGE_COLUMNS", "compare", "marks"]
+
+CHANGE_COLUMNS = ["kind", "table", "name", "change", "before", "after"]
 """The columns of :func:`diff`."""
 
 _KINDS = {"table": 0, "column": 1, "index": 2, "constraint": 3}
@@ -160,51 +161,6 @@ def compare(old: SchemaAt, new: SchemaAt, exclude: Sequence[str] = ("alembic_ver
     _objects("constraint", old._constraints, new._constraints, cmp)
     cmp.changes.sort(key=lambda c: (c.table, _KINDS[c.kind], c.name, c.change))
     return cmp
-
-
-def diff(a: str | SchemaAt, b: str | SchemaAt, config: Config | None = None, *,
-         exclude: Sequence[str] = ("alembic_version",)) -> pd.DataFrame:
-    """What changed from revision ``a`` to revision ``b``: one row per change.
-
-    Parameters
-    ----------
-    a, b : str or SchemaAt
-        Revisions (``"0001"``, ``"head"``, ...) or what :func:`at` returned;
-        ``a`` may be later than ``b`` (then what ``b`` lacks is ``dropped``).
-    config : alembic.config.Config or None
-        As in :func:`at`.
-    exclude : sequence of str
-        Tables to leave out; by default Alembic's bookkeeping table.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``kind`` (``table``, ``column``, ``index``, ``constraint``),
-        ``table`` (its name in ``b``, or in ``a`` when dropped), ``name``,
-        ``change`` (``added``, ``dropped``, ``renamed``, ``retyped``,
-        ``nullability``, ``default``, ``changed``), ``before`` and ``after``
-        (for a column its DDL, ``integer NOT NULL``; for an index or constraint
-        its definition; for a rename the names; for a table its columns; NA
-        where there is nothing), all strings. Ordered by table, kind, name,
-        change. An added or dropped table is one row: its columns, indexes and
-        constraints come and go with it.
-
-    Examples
-    --------
-    >>> diff("0003", "0004")
-         kind  table         name   change      before        after
-    0  column  songs  file_format  renamed  media_type  file_format
-    >>> added = diff("0004", "0005")
-    >>> added[["kind", "table", "name", "change"]]
-        kind  table            name change
-    0  index  songs  ix_songs_genre  added
-    >>> added.loc[0, "after"]
-    'CREATE INDEX ix_songs_genre ON public.songs USING btree (genre)'
-    """
-    old = a if isinstance(a, SchemaAt) else at(a, config)
-    new = b if isinstance(b, SchemaAt) else at(b, config)
-    rows = [(c.kind, c.table, c.name, c.change, c.before, c.after) for c in compare(old, new, exclude).changes]
-    return pd.DataFrame(rows, columns=DIFF_COLUMNS).astype("string")
 
 
 def _note(change: Change) -> str:

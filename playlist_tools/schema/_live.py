@@ -65,7 +65,7 @@ def all_columns(connection: Connection) -> pd.DataFrame:
     return frame.astype({"table": "string", **_COLUMN_DTYPES})
 
 
-def tables(con: db.Connectable = None) -> pd.DataFrame:
+def tables(con: db.Connectable = None, *, exact_below: int = EXACT_COUNT_BELOW) -> pd.DataFrame:
     """One row per table: its columns, keys and (roughly) how many rows it has.
 
     Parameters
@@ -74,6 +74,9 @@ def tables(con: db.Connectable = None) -> pd.DataFrame:
         The database. A URL or ``None`` (see :func:`playlist_tools.db.resolve_url`)
         makes an engine that is disposed of here; an engine or connection
         passed in is left as it is (a connection is not closed).
+    exact_below : int
+        Count a table's rows exactly (``count(*)``, which reads the table)
+        when PostgreSQL estimates fewer than this; default :data:`EXACT_COUNT_BELOW`.
 
     Returns
     -------
@@ -83,7 +86,7 @@ def tables(con: db.Connectable = None) -> pd.DataFrame:
         (``column -> table.column``, semicolon-separated; NA when none),
         ``rows`` and ``rows_estimated``. ``rows`` is an exact ``count(*)``
         when PostgreSQL's estimate (``pg_class.reltuples``) is below
-        :data:`EXACT_COUNT_BELOW` or unknown (never analysed), and that
+        ``exact_below`` or unknown (never analysed), and that
         estimate otherwise, flagged by ``rows_estimated``.
 
     Examples
@@ -100,22 +103,18 @@ def tables(con: db.Connectable = None) -> pd.DataFrame:
                         songs       10             song_id     0           False
     """
     with db.connection(con) as connection:
-        return overview(connection, all_columns(connection))
+        return overview(connection, all_columns(connection), exact_below)
 
 
-def overview(connection: Connection, described: pd.DataFrame) -> pd.DataFrame:
+def overview(connection: Connection, described: pd.DataFrame, exact_below: int = EXACT_COUNT_BELOW) -> pd.DataFrame:
     """:func:`tables` on an open connection, given its :func:`all_columns` (read once by callers that need both)."""
-    # Read from the package at call time: setting schema.EXACT_COUNT_BELOW (as a test does) must count.
-    from playlist_tools import schema
-
-    limit = schema.EXACT_COUNT_BELOW
     found = connection.execute(_TABLES).mappings().all()
     records = []
     for table in found:
         own = described[described["table"] == table["name"]]
         keys = own.loc[own["primary_key"], "name"].tolist()
         links = [f"{r.name} -> {r.foreign_key}" for r in own.itertuples() if pd.notna(r.foreign_key)]
-        estimated = table["estimate"] >= limit
+        estimated = table["estimate"] >= exact_below
         if estimated:
             rows = table["estimate"]
         else:
