@@ -46,12 +46,16 @@ import sys
 from typing import Any
 
 import pandas as pd
+from alembic.config import CommandLine, Config
+from alembic.script import ScriptDirectory
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
 from playlist_tools import frames
 from playlist_tools.errors import PlaylistToolsError
+from playlist_tools.history import REPO_ROOT, next_id
+from playlist_tools.workspace import current_workspace
 
 _CAPTURE = re.compile(r"^\s*(?P<name>[A-Za-z_]\w*)\s*<<\s*(?P<rest>.*)$", re.DOTALL)
 
@@ -84,8 +88,6 @@ class PlaylistMagics(Magics):
             if name not in self.shell.user_ns:
                 raise UsageError(f"--con {name}: no notebook variable named {name!r}; assign an engine to it first")
             return self.shell.user_ns[name]
-        from playlist_tools.workspace import current_workspace
-
         workspace = current_workspace()
         return workspace.engine if workspace is not None else None
 
@@ -122,8 +124,6 @@ class PlaylistMagics(Magics):
     @line_magic
     def alembic(self, line: str) -> None:
         """Run ``alembic LINE`` in-process on the current workspace, printing what the CLI prints."""
-        from playlist_tools.workspace import current_workspace
-
         workspace = current_workspace()
         argv = shlex.split(line)
         # One stream, as a terminal interleaves them: Alembic's log lines (stderr) between its output (stdout),
@@ -139,11 +139,6 @@ class PlaylistMagics(Magics):
 
 def _run_alembic(argv: list[str], workspace: Any) -> None:
     """``alembic.config.main`` with the workspace's ini and database filled in; exits are kept in."""
-    from alembic.config import CommandLine, Config
-    from alembic.script import ScriptDirectory
-
-    from playlist_tools.history import REPO_ROOT, next_id
-
     command_line = CommandLine(prog="alembic")
     try:
         options = command_line.parser.parse_args(argv)
