@@ -34,6 +34,7 @@ from playlist_tools.db._engine import (
     unavailable,
 )
 from playlist_tools.db._url import DATABASE_URL_ENV, SECRET_KEYS, mask_url, parse_url, resolve_url
+from playlist_tools.db._writable import in_recovery, require_writable
 from playlist_tools.db.embedded import (
     PGDATA_ENV,
     EmbeddedStatus,
@@ -58,10 +59,12 @@ __all__ = [
     "embedded_data_dir",
     "embedded_status",
     "fresh_database",
+    "in_recovery",
     "mask_url",
     "parse_url",
     "ping",
     "psql_path",
+    "require_writable",
     "reset_embedded",
     "resolve_url",
     "session_factory",
