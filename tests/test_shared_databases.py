@@ -34,7 +34,8 @@ from playlist_tools.errors import FrameError, MigrationError, SampleError
 
 from helpers import REPO_ROOT
 
-pytestmark = pytest.mark.shared
+# server_url (conftest): the schema caches these runs leave on the embedded server are dropped at the end.
+pytestmark = [pytest.mark.shared, pytest.mark.usefixtures("server_url")]
 
 _HOW = "run under .ci/shared-databases (it starts the servers and sets the PLAYLIST_TOOLS_TEST_*_URL variables)"
 _STANDBY_SAYS = "is a read-only standby (in recovery); point DATABASE_URL (or the URL you pass) at the primary"

@@ -96,6 +96,7 @@ def require_writable(conn: Connection | Any, doing: str, error: type[PlaylistToo
     >>> with db.connection() as conn:
     ...     require_writable(conn, "write to songs", FrameError)
     ...     _ = conn.exec_driver_sql("SET default_transaction_read_only = on")
+    ...     conn.commit()  # the next transaction is read-only
     ...     require_writable(conn, "write to songs", FrameError)
     Traceback (most recent call last):
     ...
