@@ -77,7 +77,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     """Run against a live database, holding the migration lock; a lossy plan is refused in it."""
-    with _env.connection(config) as connection, _env.migrating(config, connection):
+    with _env.connection(config) as connection, _env.migrating(config, connection, context):
         _configure(connection=connection)
         _env.guard(context.get_context(), config)
         with context.begin_transaction():

@@ -207,6 +207,8 @@ def _plan(args: argparse.Namespace) -> int:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1])
+    if plan.attrs.get("measured_elsewhere"):
+        print(f"note: {plan.attrs['measured_elsewhere']}")
     for note in dict.fromkeys(plan["note"].dropna()):
         print(f"note: {note}")
     in_the_way = dict.fromkeys(part for cell in plan["blocked_by"] if cell for part in _SESSION.split(cell))

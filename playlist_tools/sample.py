@@ -189,6 +189,7 @@ def load_sample(con: db.Connectable = None, *, progress: bool = True) -> pd.Data
     into = ""
     try:
         with db.transaction(con) as connection:
+            db.require_writable(connection, "load the sample", SampleError)
             _check_schema(connection)  # before the bar, so a refusal prints only its one line
             total = sum(map(len, shipped.values()))
             with tqdm(total=total, unit="row", desc="loading sample", disable=not progress) as bar:

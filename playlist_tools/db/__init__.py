@@ -33,7 +33,9 @@ from playlist_tools.db._engine import (
     transaction,
     unavailable,
 )
+from playlist_tools.db._scratch import ScratchServer, scratch_server
 from playlist_tools.db._url import DATABASE_URL_ENV, SECRET_KEYS, mask_url, parse_url, resolve_url
+from playlist_tools.db._writable import in_recovery, require_writable
 from playlist_tools.db.embedded import (
     PGDATA_ENV,
     EmbeddedStatus,
@@ -50,6 +52,7 @@ __all__ = [
     "DATABASE_URL_ENV",
     "PGDATA_ENV",
     "SECRET_KEYS",
+    "ScratchServer",
     "Connectable",
     "EmbeddedStatus",
     "connection",
@@ -58,12 +61,15 @@ __all__ = [
     "embedded_data_dir",
     "embedded_status",
     "fresh_database",
+    "in_recovery",
     "mask_url",
     "parse_url",
     "ping",
     "psql_path",
+    "require_writable",
     "reset_embedded",
     "resolve_url",
+    "scratch_server",
     "session_factory",
     "start_embedded",
     "stop_embedded",

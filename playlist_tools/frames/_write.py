@@ -201,13 +201,18 @@ def _transaction(con: db.Connectable, what: str) -> Iterator[Driver]:
     if isinstance(con, sa.Connection):
         driver(con)  # another driver is refused before the caller's transaction is touched
     callers = isinstance(con, sa.Connection) and con.in_transaction()
-    conn, committing = None, False
+    conn, committing, lost = None, False, None
     try:
         with _connected(con) as conn:
-            yield conn
+            try:
+                yield conn
+            except BaseException:
+                # Now, not below: leaving _connected closes a connection of our own, lost or not.
+                lost = conn.broken
+                raise
             committing = not callers  # releasing a savepoint commits nothing
     except (sa.exc.DBAPIError, psycopg.OperationalError, psycopg2.OperationalError, FrameError) as err:
-        if conn is None or not conn.broken:
+        if conn is None or not (conn.broken if lost is None else lost):
             raise
         first: BaseException = err  # the driver's own first complaint, not SQLAlchemy's "connection is lost" after it
         while isinstance(first.__context__, (*ERRORS, sa.exc.DBAPIError, FrameError)):
@@ -243,6 +248,7 @@ def write(df: pd.DataFrame, table: str | sa.Table | type, con: db.Connectable, i
     name = table_name(table)
     missing = f"table {name} does not exist; create it first (alembic upgrade head) or check the name"
     with _transaction(con, f"writing {len(df)} rows to {name}") as conn, conn.cursor() as cursor:
+        db.require_writable(conn.conn, f"write to {name}", FrameError)  # a standby: refused before anything
         if if_exists != "append":
             try:  # before anything else: see the module docstring
                 cursor.execute(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE")

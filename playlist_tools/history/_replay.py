@@ -5,15 +5,16 @@ and :func:`~playlist_tools.migrations.affected_queries` build on it.
 
 The history up to a revision is run (``alembic upgrade <revision>``, schema
 only, no rows) into a new database on the *same server* as the config's
-database, so the server's own version and rules apply. The result is kept
+database, so the server's own version and rules apply. When the role may
+not create databases there (no ``CREATEDB``), or the server is a read-only
+standby, the replay runs on the embedded server instead, and
+:func:`replay_server` says so (``impact`` passes it on). The result is kept
 as a cache database, one per revision and per content of the revision files
 that lead to it, named ``playlist_tools_at_<rev>_<digest>``: the second
 call for the same revision is a catalog read or a ``CREATE DATABASE ...
 TEMPLATE`` copy. Editing a revision file changes the digest, so a stale
 cache is never used. Each cache database carries a ``COMMENT`` saying what
 it is; :func:`drop_replays` drops those (and only those, with that comment).
-
-The role needs ``CREATEDB`` (as the test suite does).
 
 Examples
 --------
@@ -49,7 +50,10 @@ from playlist_tools.history._config import resolve, script_directory
 from playlist_tools.history._errors import alembic_errors, check_revision
 from playlist_tools.history._run_options import KEY, RunOptions, run_options
 
-__all__ = ["CACHE_COMMENT", "CACHE_PREFIX", "ONE_RUN_AT_A_TIME", "drop_replays", "replayed", "server_url", "template"]
+__all__ = [
+    "CACHE_COMMENT", "CACHE_PREFIX", "ONE_RUN_AT_A_TIME", "drop_replays", "replay_server", "replayed", "server_url",
+    "template",
+]
 
 CACHE_PREFIX = "playlist_tools_at_"
 """Start of every cache database's name."""
@@ -66,12 +70,24 @@ built from inside another run in the same thread (autogenerate's analysts'-colum
 _KEPT_ATTRIBUTES = ("skip_logging_config", "target_metadata")
 
 
+def replay_server(cfg: Config) -> db.ScratchServer:
+    """Where to replay for the config's database (its connection's, its ``url``, or the default).
+
+    Its own server when the role may create databases there and it is not
+    a standby; else the embedded server, and ``elsewhere`` says so
+    (:func:`playlist_tools.db.scratch_server`). A wrapper of a connection
+    (pytest-alembic's) is asked for its ``engine``.
+    """
+    given = cfg.attributes.get("connection")
+    if not isinstance(given, (Connection, Engine)):
+        engine = getattr(given, "engine", None)
+        given = engine if isinstance(engine, Engine) else cfg.attributes.get("url")
+    return db.scratch_server(given)
+
+
 def server_url(cfg: Config) -> URL:
-    """The URL of the config's database (its connection's, its ``url``, or the default): the server to replay on."""
-    engine = getattr(cfg.attributes.get("connection"), "engine", None)  # a Connection's, an Engine's own, a wrapper's
-    if isinstance(engine, Engine):
-        return engine.url
-    return db.resolve_url(cfg.attributes.get("url"))
+    """The URL of the server to replay on: see :func:`replay_server`."""
+    return replay_server(cfg).url
 
 
 def _revisions(cfg: Config, history: ScriptDirectory, revision: str) -> tuple[str, ...]:

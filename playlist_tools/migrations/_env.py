@@ -208,18 +208,34 @@ def lock_timeout_sql(config: Config) -> str:
 
 
 @contextlib.contextmanager
-def migrating(config: Config, connection: Connection) -> Iterator[None]:
+def migrating(config: Config, connection: Connection, environment: Any = None) -> Iterator[None]:
     """Hold the migration lock, with ``lock_timeout`` set, while migrations run on ``connection``.
 
     The run's ``lock_timeout`` (``RunOptions``, or ``config.attributes["lock_timeout"]``) overrides
     ``$PLAYLIST_TOOLS_LOCK_TIMEOUT`` (see :func:`playlist_tools.migrations.locks.lock_timeout_ms`). A statement
     the database refuses ends the run with one :class:`MigrationError` line.
+    When ``environment`` (env.py's ``context``) runs a command that moves the
+    database (upgrade, downgrade, stamp: those name a destination), a standby
+    or read-only session is refused first, before the lock and any step
+    (:func:`playlist_tools.db.require_writable`); ``current`` and ``check``
+    only read, and run there.
     """
+    if environment is not None and _moves(environment):
+        db.require_writable(connection, "migrate", MigrationError)
     try:
         with locks.migration_lock(connection, _timeout_ms(config), log=_log.info):
             yield
     except sa.exc.DBAPIError as err:
         raise _failed(connection, err) from err
+
+
+def _moves(environment: Any) -> bool:
+    """Whether this run may write: Alembic's commands that do are the ones given a destination revision."""
+    try:
+        environment.get_revision_argument()
+    except KeyError:  # current, check, revision --autogenerate: no destination_rev in the context's options
+        return False
+    return True
 
 
 def _failed(connection: Connection, err: sa.exc.DBAPIError) -> MigrationError:

@@ -68,6 +68,7 @@ from playlist_tools.history import (
     connection,
     current_heads,
     installed_operations,
+    replay_server,
     replayed,
     resolve,
     script_directory,
@@ -506,7 +507,9 @@ def impact(config: Config | None = None, target: str = "head") -> pd.DataFrame:
     is run on your database: each revision's ``upgrade()`` (a
     ``downgrade()`` when ``target`` is behind the database's revision)
     runs through Alembic on a throwaway copy of the schema at the
-    database's current revision, on the same server, with no rows; there
+    database's current revision, on the same server (on the embedded one
+    when your role may not create databases or the server is a standby),
+    with no rows; there
     each statement runs in a transaction of its own and the server says
     which locks it took (``pg_locks``), whether it rewrote a table (its
     ``relfilenode`` changed) and whether it read a whole table
@@ -540,7 +543,11 @@ def impact(config: Config | None = None, target: str = "head") -> pd.DataFrame:
         :func:`data_loss`; empty when nothing, NA when not counted),
         ``lint`` (squawk's ``rule: message`` for the statement) and
         ``note`` (why something was not measured). Empty when the database
-        is already at ``target``.
+        is already at ``target``. ``attrs["measured_elsewhere"]`` is
+        ``None`` when the replay ran on your server, else one sentence
+        saying where it ran and why (the role may not create databases, or
+        the server is a standby: then the embedded server, maybe another
+        major version, measured the locks and rewrites).
 
     Notes
     -----
@@ -557,7 +564,7 @@ def impact(config: Config | None = None, target: str = "head") -> pd.DataFrame:
     RevisionError
         For an unknown target, or a range.
     MigrationError
-        When a statement fails on the replay (it would fail for real), or the role lacks CREATEDB.
+        When a statement fails on the replay (it would fail for real).
 
     Examples
     --------
@@ -579,7 +586,10 @@ def impact(config: Config | None = None, target: str = "head") -> pd.DataFrame:
         plan = planned(script_directory(cfg), current, target)
     steps, upward = [step for step, _ in plan], all(up for _, up in plan)
     if not steps:
-        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in IMPACT_COLUMNS.items()})
+        empty = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in IMPACT_COLUMNS.items()})
+        empty.attrs["measured_elsewhere"] = None
+        return empty
+    elsewhere = replay_server(cfg).elsewhere
     measured = measure(cfg, ",".join(current) or "base", steps, upward)
     rows = _rows(measured, _lint(cfg, measured))
     losses = _losses(cfg, target)
@@ -597,5 +607,6 @@ def impact(config: Config | None = None, target: str = "head") -> pd.DataFrame:
             row["blocked_by"] = "; ".join(session.describe() for session in in_the_way)
     for row in rows:
         row["destroys"] = _destroys(losses, str(row["revision"]), row["table"], str(row["sql"]))
-    frame = pd.DataFrame(rows, columns=list(IMPACT_COLUMNS))
-    return frame.astype(IMPACT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=list(IMPACT_COLUMNS)).astype(IMPACT_COLUMNS)
+    frame.attrs["measured_elsewhere"] = elsewhere
+    return frame

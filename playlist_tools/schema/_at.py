@@ -171,7 +171,9 @@ def at(revision: str, config: Config | None = None) -> SchemaAt:
     RevisionError
         For a revision the history does not know (the message lists them).
     MigrationError
-        When the role may not create databases (it needs ``CREATEDB``).
+        When the history fails to replay. A role that may not create
+        databases, or a standby, is no reason: the history is then replayed
+        on the embedded server.
 
     Examples
     --------
