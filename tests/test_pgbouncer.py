@@ -51,8 +51,14 @@ def _url(variable: str) -> URL:
 
 @pytest.fixture
 def pooled_url() -> Iterator[URL]:
-    """The database behind PgBouncer, emptied first (its public schema made anew)."""
+    """The database behind PgBouncer, emptied first (its public schema made anew).
+
+    Whatever an earlier test left on PgBouncer's server connections (a
+    session-level setting, prepared statement or advisory lock) is cleared first.
+    """
     url = _url(PGBOUNCER_URL_ENV)
+    direct = _url(DIRECT_URL_ENV) if os.environ.get(DIRECT_URL_ENV) else None
+    on_each_server_connection(url, direct, "RESET ALL; DEALLOCATE ALL; SELECT pg_advisory_unlock_all()")
     with db.connection(url) as conn, conn.begin():
         conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
     yield url
@@ -101,7 +107,8 @@ def on_each_server_connection(pooled: URL, direct: URL | None, sql: str) -> list
         for _ in range(servers):
             clients.append(psycopg.connect(url_text(pooled), autocommit=True))
             clients[-1].execute("BEGIN")
-            rows.append(clients[-1].execute(sql).fetchone())
+            cursor = clients[-1].execute(sql)
+            rows.append(cursor.fetchone() if cursor.description else ())
         for client in clients:
             client.execute("COMMIT")
         return rows  # type: ignore[return-value]
@@ -147,25 +154,36 @@ def test_reads_ignore_session_settings_other_clients_left(pooled_url: URL) -> No
             assert frames.read_frame("SELECT 1 AS one", con).one.tolist() == [1]
     finally:
         engine.dispose()
+        on_each_server_connection(pooled_url, direct, "RESET statement_timeout")
 
 
 def test_our_engines_prepare_no_statements_behind_pgbouncer(pooled_url: URL) -> None:
-    """psycopg 3 prepares a statement run five times; a later run may reach a server that never saw it."""
+    """psycopg 3 prepares a statement run five times; a later run may reach a server that never saw it.
+
+    (COMMIT, not ROLLBACK, between the runs: psycopg forgets its prepared statements at a ROLLBACK.)
+    """
+    query = sa.text("SELECT pg_backend_pid() + :n")
     engine = db.create_engine(pooled_url)
+    held: list[psycopg.Connection[tuple[object, ...]]] = []
     try:
         with engine.connect() as conn:
             assert db.behind_pooler(conn)
-            conn.rollback()
+            conn.commit()
             for _ in range(8):  # prepared on the server connection PgBouncer lends now, were it prepared
-                conn.execute(sa.text("SELECT pg_backend_pid() + :n"), {"n": 1})
-                conn.rollback()
-            with psycopg.connect(url_text(pooled_url), autocommit=True) as other:
-                other.execute("BEGIN")
-                other.execute("SELECT 1")  # holds that server connection (PgBouncer lends the last one freed)
-                for _ in range(3):
-                    conn.execute(sa.text("SELECT pg_backend_pid() + :n"), {"n": 1})
-                    conn.rollback()
+                server = conn.execute(query, {"n": 0}).scalar_one()
+                conn.commit()
+            while not held or held[-1].execute("SELECT pg_backend_pid()").fetchone() != (server,):
+                held.append(psycopg.connect(url_text(pooled_url), autocommit=True))  # until one holds that server
+                held[-1].execute("BEGIN")
+            for other in held[:-1]:
+                other.execute("COMMIT")  # the others are free again: the next run lands on one of them
+            assert conn.execute(query, {"n": 0}).scalar_one() != server
+            for _ in range(3):
+                conn.execute(query, {"n": 1})
+                conn.commit()
     finally:
+        for other in held:
+            other.close()
         engine.dispose()
 
 
