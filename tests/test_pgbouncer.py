@@ -13,6 +13,7 @@ without it. The role needs no superuser or CREATEDB: it owns its database.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -31,7 +32,7 @@ from sqlalchemy.engine import URL
 from playlist_tools import db, frames
 from playlist_tools.migrations import locks
 
-from helpers import REPO_ROOT, run_cli, scratch_history, url_text
+from helpers import REPO_ROOT, add_revision, run_cli, scratch_history, url_text
 
 pytestmark = pytest.mark.shared
 
@@ -157,6 +158,29 @@ def test_reads_ignore_session_settings_other_clients_left(pooled_url: URL) -> No
         on_each_server_connection(pooled_url, direct, "RESET statement_timeout")
 
 
+def test_eight_readers_at_once_through_pgbouncer(pooled_url: URL) -> None:
+    """ADBC's round trips outside a transaction would land on different server connections under load."""
+    alembic(pooled_url, "upgrade", "head")
+    engine = db.create_engine(pooled_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO songs (title, artist) SELECT 'Song ' || i, 'Artist ' || mod(i, 7) "
+                                 "FROM generate_series(1, 500) i")
+
+        def reads(_: int) -> list[int]:
+            return [len(frames.read_frame(*read, params=params))
+                    for con in (pooled_url, engine) for _ in range(3)
+                    for read, params in (
+                        (("songs", con), None),
+                        (("SELECT title FROM songs WHERE artist = :a", con), {"a": "Artist 3"}))]
+
+        with concurrent.futures.ThreadPoolExecutor(PROCESSES) as pool:
+            counts = list(pool.map(reads, range(PROCESSES)))
+        assert counts == [[500, 72] * 6] * PROCESSES
+    finally:
+        engine.dispose()
+
+
 def test_our_engines_prepare_no_statements_behind_pgbouncer(pooled_url: URL) -> None:
     """psycopg 3 prepares a statement run five times; a later run may reach a server that never saw it.
 
@@ -262,3 +286,20 @@ def test_a_failing_migration_behind_pgbouncer_leaves_the_database_as_it_was(pool
     assert versions_or_none(pooled_url) is None
     alembic(pooled_url, "upgrade", "head")  # and the lock was let go
     assert versions(pooled_url) == [HISTORY[-1]]
+
+
+def test_a_migration_outside_a_transaction_behind_pgbouncer_is_refused_in_one_line(
+        pooled_url: URL, tmp_path: Path) -> None:
+    """CREATE INDEX CONCURRENTLY cannot run in the one transaction a pooled run is: one line, nothing applied."""
+    ini = scratch_history(tmp_path, failing=None)
+    add_revision(ini, "concurrent_index", "Index on album, concurrently", """
+        with op.get_context().autocommit_block():
+            op.create_index("ix_songs_album", "songs", ["album"], postgresql_concurrently=True)
+    """, rev=f"{int(HISTORY[-1]) + 1:04d}")
+    result = run_cli("alembic", "-c", str(ini), "upgrade", "head", env={db.DATABASE_URL_ENV: url_text(pooled_url)})
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("FAILED: a migration runs statements outside a transaction (autocommit_block"), \
+        result.stdout + result.stderr
+    assert "straight at PostgreSQL" in last
+    assert versions_or_none(pooled_url) is None

@@ -176,7 +176,7 @@ class Driver:
         cursor.copy_expert(sql, _Reader(parts), size=1 << 20)
 
     def parameters(self) -> dict[str, str]:
-        """The connection's libpq parameters as it was opened (``options`` too), then where it really is."""
+        """The connection's libpq parameters as it was opened (no password), then where it really is."""
         info = self.conn.info
         if self.psycopg3:
             params = info.get_parameters()
@@ -184,6 +184,7 @@ class Driver:
                 params["hostaddr"] = info.hostaddr
         else:  # psycopg2's dsn is what it was opened with, its password masked
             params = {k: v for k, v in conninfo_to_dict(self.conn.dsn).items() if k != "password"}
+        params.pop("options", None)  # the session's settings include what it set
         # The server it is on, not a list to pick from again: a new connection might pick another.
         params.update(host=info.host, port=str(info.port), dbname=info.dbname, user=info.user)
         return {k: str(v) for k, v in params.items()} | ({"password": info.password} if info.password else {})
@@ -231,26 +232,28 @@ def _option(name: str, value: str) -> str:
     return f"-c {name}=" + re.sub(r"([\\\s])", r"\\\1", value)
 
 
-def session_conninfo(conn: Driver) -> str:
-    """A libpq ``key=value`` string for a new connection that sees what ``conn``'s session sees.
+def session_conninfo(conn: Driver) -> str | None:
+    """A libpq ``key=value`` string for a new connection that sees what ``conn``'s session sees; None behind a pooler.
 
     On a direct connection the session's settings travel as start-up
     ``options``: those it was opened with, ``SET`` by an event listener,
     ``SET ROLE``. Nothing of ours is among them: we only ever set a setting
     for one transaction.
 
-    Through a pooler (:func:`playlist_tools.db.behind_pooler`) the session's
-    settings are those of a server connection that other clients used
-    before, not the user's: ADBC gets only the parameters the connection
-    was opened with, ``options`` only if the user gave them (PgBouncer
-    refuses ``options`` at start-up unless its ``ignore_startup_parameters``
-    lists it, and then so it does the user's own connection).
+    Through a pooler (:func:`playlist_tools.db.behind_pooler`) it is None,
+    and the rows come through ``conn`` itself, in one transaction. ADBC
+    reads in autocommit mode, one round trip after another (prepare,
+    describe, ``COPY``); PgBouncer in transaction mode may send each to
+    another server connection, so under load reads fail (``unnamed prepared
+    statement does not exist``) or come back garbled, measured with eight
+    readers on a pool of five. The session's settings would not do either:
+    they are those of a server connection other clients used before, and
+    PgBouncer refuses ``options`` at start-up.
     """
     params = conn.parameters()
-    own_options = params.pop("options", None)
     with conn.transaction(), conn.cursor() as cursor:  # its own transaction: no idle one left open
         if db.behind_pooler(cursor):
-            return make_conninfo(**params, **({"options": own_options} if own_options else {}))
+            return None
         settings = conn.execute(cursor, _SESSION_SETTINGS, [params["user"]]).fetchall()
     return make_conninfo(**params, options=" ".join(_option(n, v) for _, n, v in settings))
 

@@ -44,6 +44,7 @@ import datetime as dt
 import os
 import re
 import time
+import traceback
 from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
@@ -51,7 +52,7 @@ from sqlalchemy.engine import Connection
 
 from playlist_tools import db
 from playlist_tools.db.activity import advisory_holder, lock_holders, release_hint
-from playlist_tools.errors import LockTimeoutError, SettingError, sqlstate
+from playlist_tools.errors import LockTimeoutError, MigrationError, SettingError, sqlstate
 
 __all__ = [
     "LOCK_TIMEOUT_ENV",
@@ -286,6 +287,12 @@ def migration_lock(
         except BaseException as err:
             if how == _RUN:
                 _rollback(connection)  # the whole run, and the lock with it
+                if isinstance(err, AssertionError) and _in_autocommit_block(err):
+                    raise MigrationError(
+                        "a migration runs statements outside a transaction (autocommit_block, e.g. CREATE INDEX "
+                        "CONCURRENTLY), but behind a pooler a migration run is one transaction; nothing was "
+                        "applied: run this upgrade with DATABASE_URL straight at PostgreSQL, not at the pooler"
+                    ) from err
             if isinstance(err, sa.exc.DBAPIError) and _is_lock_timeout(err):
                 raise _explain(connection, err, timeout_ms, own_pid) from err
             raise
@@ -297,6 +304,12 @@ def migration_lock(
     finally:
         if how == _SESSION:
             sa.event.remove(connection, "begin", set_timeout)
+
+
+def _in_autocommit_block(err: AssertionError) -> bool:
+    """Whether Alembic's ``autocommit_block`` refused: it cannot commit a transaction it did not begin."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and frames[-1].name == "autocommit_block"
 
 
 def _rollback(connection: Connection) -> None:
