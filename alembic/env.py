@@ -17,7 +17,8 @@ notebooks can all drive the same migrations:
   run applies, inside the migration lock;
 * every migration runs in its own transaction, with ``lock_timeout`` set,
   and concurrent runs are serialised by an advisory lock
-  (``playlist_tools.migrations.locks``);
+  (``playlist_tools.migrations.locks``); behind a pooler such as PgBouncer
+  the whole run is one transaction holding a transaction-level lock;
 * autogenerate never proposes dropping a table the models don't know, nor a
   column the migration history never created (an analyst's own);
 * an upgrade or downgrade that would destroy data is refused, counted

@@ -224,3 +224,20 @@ def test_in_a_callers_transaction_the_lock_and_timeout_end_with_it(alembic_confi
             assert connection.exec_driver_sql("SHOW lock_timeout").scalar_one() == original
             assert advisory_locks(observer) == []
     assert version(engine) == "0005"
+
+
+def test_a_migration_leaves_no_session_setting_behind(alembic_config: Config, engine: Engine) -> None:
+    """lock_timeout is set per transaction, never for the session, so nothing is "restored" afterwards either.
+
+    A session-level restore would leave ``source = 'session'`` (and, behind a
+    pooler, land on another server connection than the one it restores).
+    """
+    setting = "SELECT setting, source FROM pg_settings WHERE name = 'lock_timeout'"
+    with engine.connect() as connection:
+        before = connection.exec_driver_sql(setting).one()
+        connection.commit()
+        alembic_config.attributes.update(connection=connection, lock_timeout="1500ms")
+        command.upgrade(alembic_config, "head")
+        command.downgrade(alembic_config, "-1")
+        assert connection.exec_driver_sql(setting).one() == before
+        assert tuple(before)[1] != "session"

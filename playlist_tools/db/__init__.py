@@ -33,6 +33,7 @@ from playlist_tools.db._engine import (
     transaction,
     unavailable,
 )
+from playlist_tools.db._pooler import behind_pooler
 from playlist_tools.db._scratch import ScratchServer, scratch_server
 from playlist_tools.db._url import DATABASE_URL_ENV, SECRET_KEYS, mask_url, parse_url, resolve_url
 from playlist_tools.db._writable import in_recovery, require_writable
@@ -55,6 +56,7 @@ __all__ = [
     "ScratchServer",
     "Connectable",
     "EmbeddedStatus",
+    "behind_pooler",
     "connection",
     "create_engine",
     "drop_database",

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from playlist_tools.db._pooler import unprepared_behind_pooler
 from playlist_tools.db._url import DATABASE_URL_ENV, mask_url, resolve_url, secret_values
 from playlist_tools.errors import DatabaseUnavailableError, DatabaseURLError, first_line, sqlstate
 
@@ -88,6 +89,8 @@ def create_engine(url: str | URL | None = None, **kwargs: object) -> Engine:
             f"{mask_url(resolved)!r} needs the Python package {err.name!r}, which is not installed; "
             f"pip install it, or write postgresql:// to use psycopg 3"
         ) from err
+
+    sa.event.listen(engine, "connect", unprepared_behind_pooler)
 
     @sa.event.listens_for(engine, "handle_error")
     def _explain_connect_failure(context: sa.engine.ExceptionContext) -> None:

@@ -231,10 +231,28 @@ def _option(name: str, value: str) -> str:
     return f"-c {name}=" + re.sub(r"([\\\s])", r"\\\1", value)
 
 
-def session_conninfo(conn: Driver) -> str:
-    """A libpq ``key=value`` string for a new connection that sees what ``conn``'s session sees."""
+def session_conninfo(conn: Driver) -> str | None:
+    """A libpq ``key=value`` string for a new connection that sees what ``conn``'s session sees; None behind a pooler.
+
+    On a direct connection the session's settings travel as start-up
+    ``options``: those it was opened with, ``SET`` by an event listener,
+    ``SET ROLE``. Nothing of ours is among them: we only ever set a setting
+    for one transaction.
+
+    Through a pooler (:func:`playlist_tools.db.behind_pooler`) it is None,
+    and the rows come through ``conn`` itself, in one transaction. ADBC
+    reads in autocommit mode, one round trip after another (prepare,
+    describe, ``COPY``); PgBouncer in transaction mode may send each to
+    another server connection, so under load reads fail (``unnamed prepared
+    statement does not exist``) or come back garbled, measured with eight
+    readers on a pool of five. The session's settings would not do either:
+    they are those of a server connection other clients used before, and
+    PgBouncer refuses ``options`` at start-up.
+    """
     params = conn.parameters()
     with conn.transaction(), conn.cursor() as cursor:  # its own transaction: no idle one left open
+        if db.behind_pooler(cursor):
+            return None
         settings = conn.execute(cursor, _SESSION_SETTINGS, [params["user"]]).fetchall()
     return make_conninfo(**params, options=" ".join(_option(n, v) for _, n, v in settings))
 

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import _orphans, db
 from playlist_tools.errors import MigrationError, RevisionError, first_line, one_line, sqlstate

@@ -19,8 +19,9 @@ instead of hanging:
   statements looks stuck too; its waiters then fail with that message
   and can simply run again (or raise the timeout).
 
-The migration lock is session-level, so it needs a real session: behind
-PgBouncer in transaction-pooling mode, migrate over a direct connection.
+Behind PgBouncer in transaction-pooling mode the lock is held differently
+(one transaction for the whole run); :func:`migration_lock` says how, and
+``docs/pgbouncer.md`` why. No setting of ours outlives its transaction.
 
 Examples
 --------
@@ -43,13 +44,15 @@ import datetime as dt
 import os
 import re
 import time
+import traceback
 from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from playlist_tools import db
 from playlist_tools.db.activity import advisory_holder, lock_holders, release_hint
-from playlist_tools.errors import LockTimeoutError, SettingError, sqlstate
+from playlist_tools.errors import LockTimeoutError, MigrationError, SettingError, sqlstate
 
 __all__ = [
     "LOCK_TIMEOUT_ENV",
@@ -133,15 +136,29 @@ def render_timeout(ms: int) -> str:
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
-def _acquire(connection: Connection, timeout_ms: int, owned: bool, log: Callable[[str], None] | None) -> None:
-    """Take the migration lock, waiting while its holder works, giving up when it is stuck."""
-    take = "pg_try_advisory_lock" if owned else "pg_try_advisory_xact_lock"
+def _acquire(connection: Connection, timeout_ms: int, how: str, log: Callable[[str], None] | None) -> int:
+    """Take the migration lock, waiting while its holder works, giving up when it is stuck; our server pid.
+
+    ``how`` is :data:`_SESSION` (a session-level lock, each try in a
+    transaction of its own), :data:`_RUN` (a transaction-level lock in the
+    transaction the run will use; each failed try is rolled back) or
+    :data:`_CALLERS` (a transaction-level lock in the caller's transaction,
+    which stays open while we wait).
+    """
+    take = "pg_try_advisory_lock" if how == _SESSION else "pg_try_advisory_xact_lock"
     pause, announced = _POLL_SECONDS[0], False
     while True:
-        if connection.execute(sa.text(f"SELECT {take}(:key)"), {"key": MIGRATION_LOCK_KEY}).scalar_one():
-            return
+        if how == _RUN:
+            # The run's statements must see what the last holder committed: a REPEATABLE READ transaction
+            # would keep the snapshot of this very statement, taken before the holder let go.
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        taken, own_pid = connection.execute(
+            sa.text(f"SELECT {take}(:key), pg_backend_pid()"), {"key": MIGRATION_LOCK_KEY}
+        ).one()
+        if taken:
+            return int(own_pid)
         holder = advisory_holder(connection, MIGRATION_LOCK_KEY)
-        if owned:
+        if how != _CALLERS:
             connection.rollback()  # wait outside a transaction: no snapshot held, nothing to vacuum around
         if holder is None:
             continue  # released between the two queries
@@ -187,19 +204,62 @@ def _explain(connection: Connection, err: sa.exc.DBAPIError, timeout_ms: int, ow
     return LockTimeoutError(f"{head}: {by} {who}; {release_hint(suspects[:3])}{tail}", tuple(suspects))
 
 
+_SESSION, _RUN, _CALLERS = "session", "run", "caller's transaction"  # how the migration lock is held
+
+
+def _how(connection: Connection) -> str:
+    """How to hold the migration lock on ``connection``; see :func:`migration_lock`."""
+    if connection.in_transaction():
+        return _CALLERS
+    pooled = db.behind_pooler(connection)
+    connection.rollback()
+    return _RUN if pooled else _SESSION
+
+
+def _timeout_each_transaction(value: str) -> Callable[[Connection], None]:
+    """A ``begin`` listener: each transaction of the connection starts with ``lock_timeout`` set for it alone."""
+
+    def set_timeout(connection: Connection) -> None:
+        # On the driver's cursor: SQLAlchemy is still beginning, so its own execute would begin again.
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [value])
+        finally:
+            cursor.close()
+
+    return set_timeout
+
+
 @contextlib.contextmanager
 def migration_lock(
     connection: Connection, timeout_ms: int | None = None, *, log: Callable[[str], None] | None = None
 ) -> Iterator[None]:
     """Hold the migration lock, with ``lock_timeout`` set, for the whole block.
 
-    On a connection outside a transaction the lock is session-level, taken
-    and committed before the block, so it spans every per-migration COMMIT;
-    it is released (and ``lock_timeout`` restored) afterwards, on error too.
-    On a connection already inside the caller's transaction, the lock and
-    the setting are transaction-level and end with the caller's COMMIT or
-    ROLLBACK. A lock timeout inside the block becomes a
-    :class:`LockTimeoutError` naming the blocking sessions.
+    Nothing is left on the session afterwards: ``lock_timeout`` is only ever
+    set for one transaction (``set_config(..., true)``), so a pooled server
+    connection goes back to the pool as it came. The lock is held in one of
+    three ways:
+
+    * **A direct connection outside a transaction** (the ``alembic`` CLI,
+      :mod:`playlist_tools.migrations`): the lock is session-level, taken
+      and committed before the block, so it spans every per-migration
+      COMMIT, and released afterwards, on error too. Each transaction in
+      the block starts with ``lock_timeout`` set for it.
+    * **Through a pooler** such as PgBouncer in transaction mode
+      (:func:`playlist_tools.db.behind_pooler`): a session-level lock would
+      be taken on whichever server connection served that one transaction,
+      so the block is one transaction instead. It takes a transaction-level
+      lock (``pg_advisory_xact_lock``), runs at READ COMMITTED so it sees
+      what the previous holder committed, and COMMITs when the block ends
+      (ROLLBACK on error). Alembic finds the transaction open and runs every
+      migration inside it: the run is applied whole or not at all
+      (PostgreSQL's DDL is transactional).
+    * **Inside the caller's transaction**: the lock and the setting are
+      transaction-level and end with the caller's COMMIT or ROLLBACK.
+
+    A lock timeout inside the block becomes a :class:`LockTimeoutError`
+    naming the blocking sessions.
 
     Parameters
     ----------
@@ -211,33 +271,59 @@ def migration_lock(
         Called once with a message when the lock is busy and we wait.
     """
     timeout_ms = lock_timeout_ms() if timeout_ms is None else timeout_ms
-    owned = not connection.in_transaction()
-    _acquire(connection, timeout_ms, owned, log)
-    previous, _, own_pid = connection.execute(
-        sa.text("SELECT current_setting('lock_timeout'), set_config('lock_timeout', :value, :local), pg_backend_pid()"),
-        {"value": f"{timeout_ms}ms", "local": not owned},
-    ).one()
-    if owned:
-        connection.commit()
+    value = f"{timeout_ms}ms"
+    how = _how(connection)
+    set_timeout = _timeout_each_transaction(value)
+    if how == _SESSION:
+        sa.event.listen(connection, "begin", set_timeout)
     try:
-        yield
-    except sa.exc.DBAPIError as err:
-        if not _is_lock_timeout(err):
+        own_pid = _acquire(connection, timeout_ms, how, log)
+        if how == _SESSION:
+            connection.commit()
+        else:
+            connection.execute(sa.text("SELECT set_config('lock_timeout', :value, true)"), {"value": value})
+        try:
+            yield
+        except BaseException as err:
+            if how == _RUN:
+                _rollback(connection)  # the whole run, and the lock with it
+                if isinstance(err, AssertionError) and _in_autocommit_block(err):
+                    raise MigrationError(
+                        "a migration runs statements outside a transaction (autocommit_block, e.g. CREATE INDEX "
+                        "CONCURRENTLY), but behind a pooler a migration run is one transaction; nothing was "
+                        "applied: run this upgrade with DATABASE_URL straight at PostgreSQL, not at the pooler"
+                    ) from err
+            if isinstance(err, sa.exc.DBAPIError) and _is_lock_timeout(err):
+                raise _explain(connection, err, timeout_ms, own_pid) from err
             raise
-        raise _explain(connection, err, timeout_ms, own_pid) from err
+        finally:
+            if how == _SESSION:
+                _release(connection)
+        if how == _RUN:
+            connection.commit()
     finally:
-        if owned:
-            _release(connection, previous)
+        if how == _SESSION:
+            sa.event.remove(connection, "begin", set_timeout)
 
 
-def _release(connection: Connection, previous: str) -> None:
+def _in_autocommit_block(err: AssertionError) -> bool:
+    """Whether Alembic's ``autocommit_block`` refused: it cannot commit a transaction it did not begin."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and frames[-1].name == "autocommit_block"
+
+
+def _rollback(connection: Connection) -> None:
     try:
         if connection.in_transaction():
             connection.rollback()
-        connection.execute(
-            sa.text("SELECT set_config('lock_timeout', :value, false), pg_advisory_unlock(:key)"),
-            {"value": previous, "key": MIGRATION_LOCK_KEY},
-        )
+    except sa.exc.DBAPIError:
+        pass  # the session itself is gone (terminated, network): so is its transaction
+
+
+def _release(connection: Connection) -> None:
+    try:
+        _rollback(connection)
+        connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
         connection.commit()
     except sa.exc.DBAPIError:
         pass  # the session itself is gone (terminated, network): so is its lock
