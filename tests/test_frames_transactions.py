@@ -12,7 +12,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
@@ -33,6 +34,25 @@ def any_engine(request: pytest.FixtureRequest, database_url: URL) -> Iterator[En
         con.exec_driver_sql("INSERT INTO t SELECT g, 'old' FROM generate_series(1, 10) AS g")
     yield engine
     engine.dispose()
+
+
+def within_deadline(body: Callable[[], None], seconds: float = 60) -> None:
+    """Run ``body`` in a thread of its own and fail if it has not finished by the deadline: a hang fails the test
+    instead of stalling the suite (the stuck thread is a daemon; the database's drop ends its session)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            body()
+        except BaseException as err:  # handed to the test's own thread
+            failure.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s: blocked"
+    if failure:
+        raise failure[0]
 
 
 def rows(engine: Engine) -> list[tuple]:
@@ -70,13 +90,16 @@ def test_write_in_a_begun_transaction_and_a_failed_write_keep_it(any_engine: Eng
 
 
 def test_read_on_a_connection_joins_its_transaction(any_engine: Engine) -> None:
-    with any_engine.connect() as con:
-        read = frames.read_frame("SELECT pg_current_xact_id()::text AS xact", con).xact[0]
-        assert con.in_transaction()
-        assert con.exec_driver_sql("SELECT pg_current_xact_id()::text").scalar_one() == read
-        chunks = frames.read_frame("SELECT pg_current_xact_id()::text AS xact", con, chunksize=1)
-        assert next(chunks).xact[0] == read
-        con.rollback()
+    def body() -> None:
+        with any_engine.connect() as con:
+            read = frames.read_frame("SELECT pg_current_xact_id()::text AS xact", con).xact[0]
+            assert con.in_transaction()
+            assert con.exec_driver_sql("SELECT pg_current_xact_id()::text").scalar_one() == read
+            chunks = frames.read_frame("SELECT pg_current_xact_id()::text AS xact", con, chunksize=1)
+            assert next(chunks).xact[0] == read
+            con.rollback()
+
+    within_deadline(body)
 
 
 def test_engine_and_url_are_one_transaction_per_call(any_engine: Engine) -> None:
@@ -113,50 +136,62 @@ engine.dispose()
 def test_a_statement_between_chunks_does_not_hang(any_engine: Engine) -> None:
     url = any_engine.url.render_as_string(hide_password=False)
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(_CHUNKS_THEN_A_STATEMENT.format(url=url))],
-                          capture_output=True, text=True, timeout=120, check=False)  # a hang is a failure, not a stall
+                          capture_output=True, text=True, timeout=60, check=False)  # a hang is a failure, not a stall
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[1, 2, 3] 10 [3, 3, 1]"
 
 
 def test_the_iterator_owns_its_cursor_until_closed(any_engine: Engine) -> None:
-    with any_engine.connect() as con:
-        chunks = frames.read_frame("SELECT id FROM t ORDER BY id", con, chunksize=4)
-        assert next(chunks).id.tolist() == [1, 2, 3, 4]
-        con.exec_driver_sql("UPDATE t SET x = 'between' WHERE id = 1")  # the connection is the caller's meanwhile
-        assert con.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 1
-        chunks.close()
-        assert con.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 0
-        assert con.exec_driver_sql("SELECT x FROM t WHERE id = 1").scalar_one() == "between"  # nothing undone
-        con.rollback()
+    def body() -> None:
+        with any_engine.connect() as con:
+            chunks = frames.read_frame("SELECT id FROM t ORDER BY id", con, chunksize=4)
+            assert next(chunks).id.tolist() == [1, 2, 3, 4]
+            con.exec_driver_sql("UPDATE t SET x = 'between' WHERE id = 1")  # the connection is the caller's meanwhile
+            assert con.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 1
+            chunks.close()
+            assert con.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 0
+            assert con.exec_driver_sql("SELECT x FROM t WHERE id = 1").scalar_one() == "between"  # nothing undone
+            con.rollback()
+
+    within_deadline(body)
 
 
 def test_ending_the_transaction_between_chunks_is_one_clear_error(any_engine: Engine) -> None:
-    with any_engine.connect() as con:
-        chunks = frames.read_frame("SELECT id FROM t ORDER BY id", con, chunksize=4)
-        next(chunks)
-        con.commit()
-        with pytest.raises(FrameError, match="ended with the transaction it was opened in"):
+    def body() -> None:
+        with any_engine.connect() as con:
+            chunks = frames.read_frame("SELECT id FROM t ORDER BY id", con, chunksize=4)
             next(chunks)
-        assert con.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 10  # the connection still works
+            con.commit()
+            with pytest.raises(FrameError, match="ended with the transaction it was opened in"):
+                next(chunks)
+            assert con.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 10  # the connection still works
+
+    within_deadline(body)
 
 
 def test_chunks_on_an_autocommit_connection(any_engine: Engine) -> None:
-    with any_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
-        chunks = frames.read_frame("SELECT id FROM t ORDER BY id", con, chunksize=4)
-        assert next(chunks).id.tolist() == [1, 2, 3, 4]
-        assert con.exec_driver_sql("SELECT 1").scalar_one() == 1
-        assert [len(chunk) for chunk in chunks] == [4, 2]
-        assert con.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 0
+    def body() -> None:
+        with any_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as con:
+            chunks = frames.read_frame("SELECT id FROM t ORDER BY id", con, chunksize=4)
+            assert next(chunks).id.tolist() == [1, 2, 3, 4]
+            assert con.exec_driver_sql("SELECT 1").scalar_one() == 1
+            assert [len(chunk) for chunk in chunks] == [4, 2]
+            assert con.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 0
+
+    within_deadline(body)
 
 
 def test_a_failing_chunked_query_leaves_the_transaction_usable(any_engine: Engine) -> None:
-    with any_engine.connect() as con:
-        con.exec_driver_sql("UPDATE t SET x = 'kept' WHERE id = 1")
-        chunks = frames.read_frame("SELECT 1 / (id - 5) AS q FROM t ORDER BY id", con, chunksize=2)
-        with pytest.raises(FrameError, match="division by zero"):
-            list(chunks)
-        assert con.exec_driver_sql("SELECT x FROM t WHERE id = 1").scalar_one() == "kept"
-        con.commit()
+    def body() -> None:
+        with any_engine.connect() as con:
+            con.exec_driver_sql("UPDATE t SET x = 'kept' WHERE id = 1")
+            chunks = frames.read_frame("SELECT 1 / (id - 5) AS q FROM t ORDER BY id", con, chunksize=2)
+            with pytest.raises(FrameError, match="division by zero"):
+                list(chunks)
+            assert con.exec_driver_sql("SELECT x FROM t WHERE id = 1").scalar_one() == "kept"
+            con.commit()
+
+    within_deadline(body)
 
 
 # -- a failed write through a URL says why ------------------------------------------------------------

@@ -50,6 +50,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -178,10 +179,17 @@ def read_frame(
     text = backend == "numpy_nullable"  # large_string, as pandas stores its string dtype; ArrowDtype takes string
     if chunksize is not None:
         chunks = _read.arrow_tables(query, con, params, _read.whole_number("chunksize", chunksize, "rows"), 1, text)
-        return (_arrow.to_pandas(table, decimals, backend) for table, decimals in chunks)
+        return _frames_of(chunks, backend)
     parts = min(os.cpu_count() or 1, 4) if parallel is None else _read.whole_number("parallel", parallel, "connections")
     [(table, decimals)] = _read.arrow_tables(query, con, params, None, parts, text)
     return _arrow.to_pandas(table, decimals, backend)
+
+
+def _frames_of(chunks: Iterator[tuple[Any, list[int]]], backend: _arrow.Backend) -> Iterator[pd.DataFrame]:
+    """The chunks as DataFrames; closing this iterator closes ``chunks`` (and its cursor) at once."""
+    with contextlib.closing(chunks):  # type: ignore[type-var]
+        for table, decimals in chunks:
+            yield _arrow.to_pandas(table, decimals, backend)
 
 
 def to_parquet(

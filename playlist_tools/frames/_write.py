@@ -375,6 +375,8 @@ def write(
                     raise FrameError(f"if_exists='replace' cannot delete the rows of {name}: {_server_says(err)}; "
                                      "nothing was written: write only new rows with if_exists='append', or delete "
                                      "the rows that reference them first") from err
+            if not len(df.columns):  # an empty frame: nothing to COPY (which needs a column)
+                return 0
             columns = ", ".join(_verbatim(str(c)) for c in df.columns)
             typnames = {row[0]: row[1] for row in live}
             binary = _copy_binary.encode([(typnames[c], a) for c, a in zip(df.columns, arrays, strict=True)])
