@@ -13,6 +13,9 @@ The rules, beyond "numbers into numbers, each other kind into its own":
   that close, the float's shortest text rounds alike and goes instead (it is
   made in C). ``float32`` is widened to ``float64`` first. Infinity goes
   only into an unconstrained ``numeric``.
+* With a negative scale (``numeric(5, -2)``, PostgreSQL 15 on) rounding
+  would change whole units: a float or an int must then be an exact
+  multiple (of 100 there), or it is refused with the ``.round(-2)`` fix.
 * A ``Decimal`` or ``int`` into ``numeric`` is exact or refused (too many
   digits); ``Decimal('NaN')`` is written as ``NaN``, ``Decimal('Infinity')``
   as ``Infinity`` where the column can hold it. A float ``NaN`` is pandas'

@@ -20,6 +20,16 @@ until the commit. ``append`` takes no such lock: appenders run side by side.
 The lock comes first, before any query, so that even a ``REPEATABLE READ``
 transaction of ours sees what the writer before it committed.
 
+``replace`` deletes (``DELETE``, never ``TRUNCATE`` or ``DROP``) only after
+:func:`_effects` found no row of another table that the delete would reach
+through a foreign key's ``ON DELETE CASCADE``/``SET NULL``/``SET DEFAULT``
+(cascades followed down), or the caller consented (``allow_data_loss``).
+``COPY`` skips the check of ``GENERATED ALWAYS AS IDENTITY``, so such a
+column in the frame is refused unless ``overriding_system_value``. The
+frame's named index levels are columns (``index=True``), as pandas writes
+them. Everything runs in a savepoint of a caller's Connection's transaction
+(begun if it had none: the caller commits), else in one transaction of ours.
+
 Afterwards the sequence behind each serial or identity column the frame
 wrote (:func:`advance_sequence`) is moved past the largest value written,
 never backwards, so the next ``INSERT`` without an id gets a fresh one.
