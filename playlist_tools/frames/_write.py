@@ -368,7 +368,12 @@ def write(
         if if_exists == "fail" and conn.execute(cursor, f"SELECT EXISTS (SELECT FROM {name})").fetchone()[0]:
             raise FrameError(f"table {name} already has rows; pass if_exists='append' or 'replace'")
         if if_exists == "replace" and not allow_data_loss:
-            effects = _effects(conn, cursor, name)
+            try:
+                effects = _effects(conn, cursor, name)
+            except ERRORS as err:  # e.g. no SELECT on a referencing table: what cannot be counted is refused
+                raise FrameError(f"if_exists='replace' on {name} cannot count the rows other tables reference in it "
+                                 f"({first_line(err)}); nothing was written: get SELECT on those tables, or pass "
+                                 "allow_data_loss=True to replace anyway") from err
             if effects:
                 raise FrameError(f"if_exists='replace' deletes every row of {name}, which would also "
                                  f"{'; '.join(effects)}; nothing was written: pass allow_data_loss=True to let it, "
