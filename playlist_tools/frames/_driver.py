@@ -4,7 +4,7 @@ Private to :mod:`playlist_tools.frames`; its ``_read`` and ``_write``
 modules build on it. Frames talk to PostgreSQL through ADBC and the
 driver under a SQLAlchemy connection, psycopg 3 or psycopg2, or through a
 psycopg connection of their own. :class:`Driver` holds the few things
-the two drivers do differently (parameters, transactions, streaming,
+the two drivers do differently (parameters, transactions,
 ``COPY``, error codes, connection parameters), so reading and writing are
 one code path each.
 
