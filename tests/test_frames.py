@@ -278,7 +278,9 @@ def test_write_joins_the_callers_transaction(schema: Engine) -> None:
         con.rollback()
     assert sorted(frames.read_frame("songs", schema).song_id) == [1, 2]
     with schema.connect() as con:
-        frames.write_frame(new, Song, con)  # no transaction yet: we begin and commit one
+        frames.write_frame(new, Song, con)  # no transaction yet: it begins one, as SQLAlchemy's autobegin would
+        assert con.in_transaction()
+        con.commit()  # the caller's to commit
     assert count(schema, "songs") == 3
 
 

@@ -60,11 +60,12 @@ def test_floats_into_numeric_round_as_the_server_casts_them(engine: Engine) -> N
     sql(engine, "CREATE TABLE t (i int, p numeric(10, 2), q numeric(12, 4), r numeric, s numeric(9, -2), "
                 "f numeric(10, 2)); CREATE TABLE ref (LIKE t)")
     singles = np.where(np.abs(floats) < 1e7, floats, 0).astype(np.float32)  # 99999999.99 is 1e8 as a float32
-    frame = pd.DataFrame({"i": range(len(floats)), "p": floats, "q": floats, "r": floats, "s": floats, "f": singles})
+    hundreds = np.round(floats, -2)  # a negative scale takes exact multiples only: rounding away units is refused
+    frame = pd.DataFrame({"i": range(len(floats)), "p": floats, "q": floats, "r": floats, "s": hundreds, "f": singles})
     assert frames.write_frame(frame, "t", engine) == len(floats)
-    sql(engine, "INSERT INTO ref SELECT i - 1, x, x, x, x, y::float8 "
-                "FROM unnest(%(x)s::float8[], %(y)s::float4[]) WITH ORDINALITY AS u(x, y, i)",
-        {"x": floats.tolist(), "y": singles.tolist()})
+    sql(engine, "INSERT INTO ref SELECT i - 1, x, x, x, h, y::float8 "
+                "FROM unnest(%(x)s::float8[], %(y)s::float4[], %(h)s::float8[]) WITH ORDINALITY AS u(x, y, h, i)",
+        {"x": floats.tolist(), "y": singles.tolist(), "h": hundreds.tolist()})
     same_rows(engine, "t", "ref")
     assert sql(engine, "SELECT p::text FROM t WHERE i < 4 ORDER BY i") == [
         tuple(row) for row in sql(engine, "SELECT x::float8::numeric(10, 2)::text FROM unnest(%(x)s::float8[]) x",
@@ -82,7 +83,7 @@ def test_floats_beyond_numeric_precision_are_refused_as_the_server_refuses_them(
         sql(engine, f"SELECT %(v)s::float8::{'numeric(10, 2)' if column == 'p' else 'numeric(5, -2)'}", {"v": value})
     message = f"column '{column}' has values that do not fit numeric.*\\({re.escape(repr(value))} (needs an abs|is inf)"
     with pytest.raises(FrameError, match=message) as err:
-        frames.write_frame(pd.DataFrame({column: [1.0, value]}), "t", engine)
+        frames.write_frame(pd.DataFrame({column: [100.0, value]}), "t", engine)
     assert "\n" not in str(err.value)
     assert sql(engine, "SELECT count(*) FROM t") == [(0,)]
 
@@ -193,7 +194,7 @@ def test_explicit_ids_advance_their_sequences(engine: Engine) -> None:
     sql(engine, 'CREATE TABLE s (id serial PRIMARY KEY, x int); CREATE TABLE g (id bigint GENERATED ALWAYS AS '
                 'IDENTITY PRIMARY KEY, x int); CREATE TABLE "Mixed" ("Id" serial PRIMARY KEY, x int)')
     for table in ("s", "g"):
-        frames.write_frame(pd.DataFrame({"id": [3, 1, 2], "x": 0}), table, engine)
+        frames.write_frame(pd.DataFrame({"id": [3, 1, 2], "x": 0}), table, engine, overriding_system_value=table == "g")
         assert sql(engine, f"INSERT INTO {table} (x) VALUES (1) RETURNING id") == [(4,)]
     frames.write_frame(pd.DataFrame({"Id": [7], "x": [0]}), "Mixed", engine)
     assert sql(engine, 'INSERT INTO "Mixed" (x) VALUES (1) RETURNING "Id"') == [(8,)]

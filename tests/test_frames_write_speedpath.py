@@ -84,7 +84,7 @@ def checked(engine: Engine, frame: pd.DataFrame, table: str) -> list[tuple[str, 
     """The frame's columns as write_frame checks them: the input of the binary encoder."""
     with engine.connect() as con:
         live = con.exec_driver_sql(_write._LIVE_COLUMNS, {"table": table}).fetchall()
-    arrays, problems = _write._validate(frame, table, live)
+    arrays, problems = _write._validate(frame, table, live, [], False)
     assert problems == []
     return [(row[1], array) for row, array in zip(live, arrays, strict=True)]
 

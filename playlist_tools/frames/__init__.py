@@ -50,6 +50,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -132,8 +133,10 @@ def read_frame(
         zone...); session state that is not a setting, such as temporary
         tables, does not carry over. A Connection is used as it is, inside
         its transaction (its uncommitted rows are seen), and we neither
-        commit nor close it; rows then come through its driver, several
-        times slower. Either driver, psycopg 3 or psycopg2, gives the same
+        commit nor close it: one not yet in a transaction begins one, as
+        its own first ``execute`` would in SQLAlchemy 2 (autobegin), and the
+        caller commits or rolls it back; rows then come through its
+        driver, several times slower. Either driver, psycopg 3 or psycopg2, gives the same
         dtypes and values; other drivers are refused.
     params : mapping, optional
         Values of the ``:name`` placeholders: always bound, never formatted
@@ -141,7 +144,12 @@ def read_frame(
     chunksize : int, optional
         Return an iterator of DataFrames of ``chunksize`` rows (1 or more;
         the last one shorter), for results larger than memory. Its
-        connections close when it is exhausted or closed.
+        connections close when it is exhausted or closed. On a caller's
+        Connection the iterator owns a server-side cursor in the
+        Connection's transaction until it is exhausted or closed
+        (``chunks.close()``); between chunks the Connection is free for any
+        statement, but committing or rolling back before the last chunk
+        ends the cursor, and the next chunk then fails saying so.
     parallel : int, optional
         How many connections (1 or more) read a whole table at once (defaults
         to the number of CPUs, at most 4). Only tables of 32 MB or more are
@@ -196,10 +204,17 @@ def read_frame(
     text = backend == "numpy_nullable"  # large_string, as pandas stores its string dtype; ArrowDtype takes string
     if chunksize is not None:
         chunks = _read.arrow_tables(query, con, params, _read.whole_number("chunksize", chunksize, "rows"), 1, text)
-        return (_arrow.to_pandas(table, decimals, backend) for table, decimals in chunks)
+        return _frames_of(chunks, backend)
     parts = min(os.cpu_count() or 1, 4) if parallel is None else _read.whole_number("parallel", parallel, "connections")
     [(table, decimals)] = _read.arrow_tables(query, con, params, None, parts, text)
     return _arrow.to_pandas(table, decimals, backend)
+
+
+def _frames_of(chunks: Iterator[tuple[Any, list[int]]], backend: _arrow.Backend) -> Iterator[pd.DataFrame]:
+    """The chunks as DataFrames; closing this iterator closes ``chunks`` (and its cursor) at once."""
+    with contextlib.closing(chunks):  # type: ignore[type-var]
+        for table, decimals in chunks:
+            yield _arrow.to_pandas(table, decimals, backend)
 
 
 def to_parquet(
@@ -217,7 +232,8 @@ def to_parquet(
     and the refusals (a date outside years 1 to 9999). The file appears
     whole or not at all: the rows go to a hidden ``.partial`` file of ours
     next to it, renamed at the end; an existing file at ``path`` is
-    replaced. Read it back with ``pd.read_parquet(path, dtype_backend="pyarrow")``
+    replaced, keeping its permissions (a 0600 file stays 0600; a new file gets
+    the umask's). Read it back with ``pd.read_parquet(path, dtype_backend="pyarrow")``
     to keep integers with NULLs integers.
 
     Raises
@@ -253,6 +269,9 @@ def write_frame(
     con: db.Connectable = None,
     *,
     if_exists: Literal["append", "fail", "replace"] = "append",
+    index: bool = True,
+    allow_data_loss: bool = False,
+    overriding_system_value: bool = False,
 ) -> int:
     """Add a DataFrame's rows to an existing table in one ``COPY``: all rows or none.
 
@@ -271,28 +290,58 @@ def write_frame(
     ``uuid.UUID``, dicts and lists into ``json``/``jsonb``, lists into
     arrays, categories into enums; a domain takes its base type's values.
     Explicit values in a serial or identity column move its sequence past
-    the largest one written, never backwards.
+    the largest one written, never backwards. Text longer than
+    ``varchar(n)`` only by trailing spaces goes in, trimmed by PostgreSQL as
+    on any assignment. A column named with ``%`` or any other character is
+    written as named.
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Its column names are the table's; the index is not written.
+        Its column names are the table's. Anything else (a list, a Series)
+        is refused; so is a frame with rows but no columns.
     table : str, sqlalchemy.Table or model class
         The table (``"songs"``, ``"public.songs"``, ``Song``). It must exist:
         the schema belongs to the migrations.
     con : sqlalchemy.Connection, sqlalchemy.Engine, str, URL or None
-        As in :func:`read_frame`. A Connection in a transaction gets the rows
-        inside it (in a savepoint, so a failed write leaves the transaction
-        usable) and the caller commits; otherwise we begin and commit our
-        own transaction. We close only what we open.
+        As in :func:`read_frame`. A Connection gets the rows inside its
+        transaction, begun now if it had none (SQLAlchemy 2's autobegin),
+        in a savepoint, so a failed write leaves the transaction usable:
+        the caller commits or rolls back, and no other session sees the
+        rows before. A Connection in ``AUTOCOMMIT`` isolation, an Engine,
+        a URL or None: one transaction of ours per call, committed before
+        returning. We close only what we open.
     if_exists : {"append", "fail", "replace"}
         When the table already has rows: add to them, refuse, or first
-        delete them in the same transaction (foreign keys apply).
+        delete them (``DELETE``, not ``TRUNCATE`` or ``DROP``: the table,
+        its grants, indexes and sequences stay) in the same transaction.
+        ``"replace"`` refuses when the delete would reach other tables
+        through their foreign keys (``ON DELETE CASCADE``, ``SET NULL``,
+        ``SET DEFAULT``, followed down every cascade): it names each table
+        and how many of its rows would be deleted or changed, and writes
+        nothing, unless ``allow_data_loss=True``. A foreign key with ``NO
+        ACTION`` or ``RESTRICT`` makes the delete fail instead, unless it is
+        deferred and the frame brings the referenced keys back.
         ``"fail"`` and ``"replace"`` first lock the table (``SHARE ROW
         EXCLUSIVE``), so concurrent writers take turns: after ``"replace"``
         the table holds exactly one writer's frame, and with ``"fail"``
         exactly one writer succeeds. Readers are not blocked; ``"append"``
         writers run side by side.
+    index : bool
+        Write the frame's named index levels as columns, as pandas'
+        ``to_sql`` does (``df.set_index("song_id")`` writes ``song_id``);
+        an unnamed index (row labels, a ``RangeIndex``) is never written.
+        ``False`` leaves the index out. A named level the table lacks is
+        refused, never dropped without a word.
+    allow_data_loss : bool
+        Consent, the word the migrations use, for ``if_exists="replace"``
+        to delete or change rows of other tables through their foreign keys.
+    overriding_system_value : bool
+        Store the frame's values in ``GENERATED ALWAYS AS IDENTITY``
+        columns, as ``INSERT ... OVERRIDING SYSTEM VALUE`` would; by default
+        such a column in the frame is refused (``COPY`` would skip the
+        ALWAYS check and could store duplicate ids). The sequence then moves
+        past the largest value written.
 
     Returns
     -------
@@ -322,4 +371,5 @@ def write_frame(
     0            1  Music
     1            2
     """
-    return _write.write(df, table, con, if_exists)
+    return _write.write(df, table, con, if_exists, index=index, allow_data_loss=allow_data_loss,
+                        overriding_system_value=overriding_system_value)

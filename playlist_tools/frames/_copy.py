@@ -13,6 +13,9 @@ The rules, beyond "numbers into numbers, each other kind into its own":
   that close, the float's shortest text rounds alike and goes instead (it is
   made in C). ``float32`` is widened to ``float64`` first. Infinity goes
   only into an unconstrained ``numeric``.
+* With a negative scale (``numeric(5, -2)``, PostgreSQL 15 on) rounding
+  would change whole units: a float or an int must then be an exact
+  multiple (of 100 there), or it is refused with the ``.round(-2)`` fix.
 * A ``Decimal`` or ``int`` into ``numeric`` is exact or refused (too many
   digits); ``Decimal('NaN')`` is written as ``NaN``, ``Decimal('Infinity')``
   as ``Infinity`` where the column can hold it. A float ``NaN`` is pandas'
@@ -90,6 +93,13 @@ def _arrow(name: str, values: Any, arrow: pa.DataType | None = None) -> pa.Array
                       "write it into a numeric column or fix the values") from err
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise Refused(f"column {name!r} mixes types ({first_line(err)}); give it one dtype") from err
+    except pa.ArrowNotImplementedError as err:
+        dtype = getattr(values, "dtype", None)
+        if dtype is not None and dtype.kind == "c":
+            raise Refused(f"column {name!r} is {dtype}, complex numbers, which no PostgreSQL type holds; write "
+                          f"its parts as two float columns, e.g. df[{name!r}].to_numpy().real and .imag") from err
+        raise Refused(f"column {name!r} is {dtype or type(values).__name__}, which cannot be written "
+                      f"({first_line(err)}); convert it first") from err
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
     return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
 
@@ -103,6 +113,9 @@ def _fits(number: Decimal, precision: int | None, scale: int, rounds: bool) -> s
         return None
     _, digits, exponent = number.as_tuple()
     extra = -int(exponent) - scale  # digits past the scale: rounded away for floats, refused for exact numbers
+    if scale < 0 and extra > 0 and any(digits[-extra:]):  # a float too: rounding away whole units is no rounding
+        return (f"is not a multiple of {10 ** -scale}, and numeric({precision}, {scale}) would round it; "
+                f"round the values first: .round({scale})")
     if not rounds and extra > 0 and any(digits[-extra:]):
         return f"has more than {scale} decimal places"
     # Whatever rounds (half away from zero) to 10^(p - s) or more overflows.
@@ -140,8 +153,11 @@ def _numeric_texts(name: str, values: list[Any], precision: int | None, scale: i
         try:
             texts.append(None if _missing(value) else _numeric_text(value, precision, scale))
         except ValueError as err:
-            raise Refused(f"column {name!r} has values that do not fit {shown} ({value!r} {err}); "
-                          "use a wider column type or fix the values") from err
+            reason, fix = str(err), "use a wider column type or fix the values"
+            if "; " in reason:  # the reason brings its own fix
+                reason, fix = reason.split("; ", 1)
+                fix = fix.replace(" .round(", f" df[{name!r}].round(")
+            raise Refused(f"column {name!r} has values that do not fit {shown} ({value!r} {reason}); {fix}") from err
     return _arrow(name, texts, pa.string())
 
 
@@ -151,6 +167,9 @@ def _floats_as_numeric(name: str, array: pa.Array, precision: int | None, scale:
     fifteen = "{:.15g}".format  # map() of a bound format: the fastest Python loop there is
     if precision is None:  # the 15 digits are the value itself ("inf" and "nan" read fine)
         return pa.array(list(map(fifteen, floats.tolist())), pa.string(), mask=~valid)
+    if scale is not None and scale < 0:  # whole units rounded away: each value is checked exactly
+        return _numeric_texts(name, [None if not v else f for f, v in zip(floats.tolist(), valid, strict=True)],
+                              precision, scale)
     limit = math.inf if precision - scale > 300 else 10.0 ** (precision - scale)
     # Only the infinite and those near the limit can fail: they get the exact test.
     _numeric_texts(name, floats[valid & (np.abs(floats) >= limit * 0.999)].tolist(), precision, scale)
@@ -174,7 +193,13 @@ def _numeric(name: str, series: pd.Series, typmod: int) -> tuple[pa.Array, bool]
         fast = exact_decimal(precision, scale) and decimals(series, exact_decimal(precision, scale))
         return (fast, False) if fast is not None else (_numeric_texts(name, series.tolist(), precision, scale), True)
     array = _arrow(name, series)
-    if not (pa.types.is_integer(array.type) or pa.types.is_decimal(array.type)) or exact_decimal(precision, scale):
+    exact = exact_decimal(precision, scale)
+    if exact is not None and (pa.types.is_integer(array.type) or pa.types.is_decimal(array.type)):
+        try:
+            return array.cast(exact), False
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # too many digits: say which value, in our words
+            return _numeric_texts(name, array.to_pylist(), precision, scale), True
+    if not (pa.types.is_integer(array.type) or pa.types.is_decimal(array.type)) or exact:
         return array, False  # the kind check and the safe cast take it from here
     if precision is None:
         return array.cast(pa.string()), True

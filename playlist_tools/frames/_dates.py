@@ -55,13 +55,14 @@ class _Days(Loader):
         return value - 2**32 if value >= 2**31 else value
 
 
-def wire_cursor(conn: psycopg.Connection) -> psycopg.Cursor:
+def wire_cursor(conn: psycopg.Connection, name: str = "", withhold: bool = False) -> psycopg.Cursor:
     """A binary cursor that loads dates and timestamps as ADBC delivers them: integers since 1970.
 
     Python's ``date`` and ``datetime`` cannot hold what :func:`check_years`
-    must see to name it, and pyarrow takes integers faster anyway.
+    must see to name it, and pyarrow takes integers faster anyway. With a
+    ``name``, a server-side cursor (``DECLARE``), ``WITH HOLD`` if asked.
     """
-    cursor = conn.cursor(binary=True)
+    cursor = conn.cursor(name, binary=True, withhold=withhold) if name else conn.cursor(binary=True)
     for typname in ("date", "timestamp", "timestamptz"):  # this cursor's own adapters: the connection keeps its
         cursor.adapters.register_loader(typname, _Days if typname == "date" else _Microseconds)
     return cursor

@@ -4,7 +4,7 @@ Private to :mod:`playlist_tools.frames`; its ``_read`` and ``_write``
 modules build on it. Frames talk to PostgreSQL through ADBC and the
 driver under a SQLAlchemy connection, psycopg 3 or psycopg2, or through a
 psycopg connection of their own. :class:`Driver` holds the few things
-the two drivers do differently (parameters, transactions, streaming,
+the two drivers do differently (parameters, transactions,
 ``COPY``, error codes, connection parameters), so reading and writing are
 one code path each.
 
@@ -28,7 +28,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -43,7 +42,6 @@ from sqlalchemy.engine import URL
 
 from playlist_tools import db
 from playlist_tools.errors import FrameError
-from playlist_tools.frames._dates import wire_cursor
 
 # A bare name, optionally schema-qualified: what a string must be to name a table (which we then quote).
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?")
@@ -51,7 +49,7 @@ PYFORMAT = pg_dialect.dialect()  # psycopg's placeholders
 quote = PYFORMAT.identifier_preparer.quote
 ERRORS = (psycopg.Error, psycopg2.Error)  # what either driver raises
 _NO_TYPMOD = 65535
-_CURSORS = itertools.count()  # names of our server-side cursors, unique in a session
+_BROKEN = 2  # psycopg2's connection.closed once the connection was lost (1: closed by its owner)
 
 # The settings of a session that a new connection would not have by itself, in the order they must be set:
 # a SET SESSION AUTHORIZATION first (it resets the role), then options and SETs, then SET ROLE. client_encoding
@@ -82,7 +80,7 @@ class Driver:
     """The few things psycopg 3 and psycopg2 do differently, behind one face; the rest of frames is one code path.
 
     Executing with ``pyformat`` parameters, a transaction (a savepoint
-    inside one), a cursor that streams rows, ``COPY ... FROM STDIN``, the
+    inside one), ``COPY ... FROM STDIN``, the
     SQLSTATE of an error and the connection's own parameters.
     """
 
@@ -92,7 +90,25 @@ class Driver:
 
     @property
     def broken(self) -> bool:
-        return bool(self.conn.broken or self.conn.closed) if self.psycopg3 else bool(self.conn.closed)
+        """Whether the connection was lost (not merely closed: a URL's connection of ours is closed on the way out)."""
+        return bool(self.conn.broken) if self.psycopg3 else self.conn.closed == _BROKEN
+
+    @property
+    def autocommit(self) -> bool:
+        return bool(self.conn.autocommit)
+
+    @property
+    def idle(self) -> bool:
+        """No transaction open on the connection."""
+        return (self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE if self.psycopg3
+                else self.conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE)
+
+    def begin_implicitly(self) -> None:
+        """Open the driver's own transaction now, as the caller's next statement would (the DB-API begins one
+        implicitly): savepoints of ours then nest inside it rather than beginning and committing one of theirs."""
+        if self.idle and not self.autocommit:
+            with self.conn.cursor() as cursor:
+                cursor.execute("SELECT")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -145,26 +161,6 @@ class Driver:
         return [(d.name, d.type_code, *((None, None) if d.precision == _NO_TYPMOD else (d.precision, d.scale)))
                 for d in cursor.description or []]
 
-    def chunks(self, sql: str, params: Any, rows: int) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows, ``rows`` at a time, streamed: dates and timestamps as integers since 1970 (see ``_dates``)."""
-        if self.psycopg3:
-            with wire_cursor(self.conn) as cursor:
-                stream = cursor.stream(sql, params, size=min(rows, 10_000))
-                try:
-                    while chunk := list(itertools.islice(stream, rows)):
-                        yield chunk
-                finally:
-                    stream.close()  # psycopg cancels a stream left half-read; the connection is free again
-            return
-        # Server-side, so memory stays bounded; psycopg2 lets an autocommit connection have one only WITH HOLD,
-        # which costs nothing here: transaction() began one, and the cursor is closed before it ends.
-        name = f"_frames_{next(_CURSORS)}"
-        with self.conn.cursor(name=name, withhold=self.conn.autocommit) as cursor:
-            cursor.itersize = min(rows, 10_000)
-            cursor.execute(sql, params)
-            while chunk := cursor.fetchmany(rows):
-                yield chunk
-
     def copy_in(self, cursor: Any, sql: str, parts: Iterator[Any]) -> None:
         """``COPY ... FROM STDIN`` fed with ``parts``, read as they are needed."""
         if self.psycopg3:
@@ -208,6 +204,23 @@ def driver(con: sa.Connection) -> Driver:
             "make the engine from a postgresql://, postgresql+psycopg:// or postgresql+psycopg2:// URL"
         )
     return Driver(conn)
+
+
+def joined(con: sa.Connection) -> Driver:
+    """The driver under a caller's Connection, inside the Connection's transaction: the caller commits.
+
+    As SQLAlchemy 2's autobegin does on a Connection's first statement, a
+    Connection not in a transaction begins one (``con.begin()``), which the
+    caller then commits or rolls back. A Connection in ``AUTOCOMMIT``
+    isolation has no transaction to join: each call is then one transaction
+    of ours (:meth:`Driver.transaction`).
+    """
+    conn = driver(con)
+    if not conn.autocommit:
+        if not con.in_transaction():
+            con.begin()
+        conn.begin_implicitly()
+    return conn
 
 
 def url_conninfo(url: URL) -> str:
@@ -261,7 +274,7 @@ def session_conninfo(conn: Driver) -> str | None:
 def driver_connection(con: db.Connectable) -> Iterator[tuple[Driver, str | None]]:
     """A driver connection, and the conninfo for ADBC: None when it is the caller's connection."""
     if isinstance(con, sa.Connection):
-        yield driver(con), None
+        yield joined(con), None
         return
     if isinstance(con, sa.Engine):
         try:

@@ -5,6 +5,8 @@ Private to :mod:`playlist_tools.frames`.
 
 from __future__ import annotations
 
+import os
+import stat
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +22,10 @@ from playlist_tools.frames import _read
 def write(
     query: _read.Query, path: Path, con: db.Connectable, params: Mapping[str, Any] | None, batch_rows: int
 ) -> int:
-    """Stream the result into ``path`` through a hidden ``.partial`` file of ours; the number of rows."""
+    """Stream the result into ``path`` through a hidden ``.partial`` file of ours; the number of rows.
+
+    A file it replaces keeps its permission bits (a 0600 file stays 0600); a new one gets the umask's.
+    """
     batch_rows = _read.whole_number("batch_rows", batch_rows, "rows")
     if path.is_dir():
         raise FrameError(f"cannot write {str(path)!r:.80}: it is a folder; name a file in it, e.g. .../result.parquet")
@@ -30,8 +35,13 @@ def write(
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.partial")
     rows, ours = 0, False
     try:
-        partial.open("xb").close()  # "x": a file of that name that we did not create is never overwritten
+        # O_EXCL: a file of that name that we did not create is never overwritten. An existing file's mode carries
+        # over from the start (no moment with a wider one); a new file gets 0o666 less the umask, as open() gives.
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 if mode is None else mode & 0o666))
         ours, writer = True, None
+        if mode is not None:
+            os.chmod(partial, mode)  # exactly, whatever the umask
         for table, _ in _read.arrow_tables(query, con, params, batch_rows, 1):
             writer = writer or pq.ParquetWriter(partial, table.schema)
             writer.write_table(table)

@@ -35,6 +35,7 @@ from playlist_tools import db
 from playlist_tools._sql_text import more_than_one_statement, sql_text
 from playlist_tools.errors import FrameError, first_line, one_line
 from playlist_tools.frames._arrow import prefetched
+from playlist_tools.frames._chunks import server_chunks
 from playlist_tools.frames._dates import check_years, integer_sql
 from playlist_tools.frames._driver import ERRORS, IDENTIFIER, PYFORMAT, Driver, driver_connection, quote, table_name
 from playlist_tools.frames._params import inlined
@@ -106,7 +107,9 @@ class _Source:
                 raise FrameError(f"cannot read query {statement.text[:80]!r}: it holds more than one statement; "
                                  "pass one SELECT query (run the others with connection.exec_driver_sql)")
             # text() would quietly send NULL for a placeholder without a value.
-            missing = [name for name in statement.compile().binds if name not in (params or {})]
+            # A value given by .bindparams(a=3) counts; a bare :a (required) needs params.
+            missing = [name for name, bind in statement.compile().binds.items()
+                       if bind.required and name not in (params or {})]
             if missing:
                 raise FrameError(f"query {str(statement)[:80]!r} has no value for :{missing[0]}; "
                                  f"pass params={{{missing[0]!r}: ...}}")
@@ -211,13 +214,12 @@ def _adbc_parallel(uri: str, table: str, columns: list[_Column], pages: int, par
 def _driver_rows(
     conn: Driver, sql: str, params: dict[str, Any], columns: list[_Column], rows: int
 ) -> Iterator[pa.RecordBatch]:
-    """The rows through the caller's connection, inside its transaction, as batches of ``rows`` rows."""
+    """The rows through the caller's connection, inside its transaction, as batches of ``rows`` rows (``_chunks``)."""
     schema = _schema(columns, "wire")
-    with conn.transaction():
-        for chunk in conn.chunks(sql, params, rows):
-            by_column = zip(*chunk, strict=True)
-            arrays = [pa.array(values, spec.wire) for values, spec in zip(by_column, columns, strict=True)]
-            yield _finish(pa.RecordBatch.from_arrays(arrays, schema=schema), columns)
+    for chunk in server_chunks(conn, sql, params, rows):
+        by_column = zip(*chunk, strict=True)
+        arrays = [pa.array(values, spec.wire) for values, spec in zip(by_column, columns, strict=True)]
+        yield _finish(pa.RecordBatch.from_arrays(arrays, schema=schema), columns)
 
 
 def _schema(columns: list[_Column], which: str = "final") -> pa.Schema:
