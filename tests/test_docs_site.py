@@ -145,7 +145,8 @@ class Visit:
             self.problems.append(f"console error: {message.text}")
 
     def _failed(self, request: object) -> None:
-        if (urlsplit(request.url).hostname or "") in LOOPBACK:  # other hosts are reported once, above
+        url = urlsplit(request.url)
+        if url.scheme == "file" or (url.hostname or "") in LOOPBACK:  # other hosts are reported once, above
             self.problems.append(f"failed request: {request.url} ({request.failure})")
 
     def _response(self, response: object) -> None:
@@ -192,28 +193,50 @@ def test_page(page: str, site_url: str, browser: object, shots: Path) -> None:
     assert not problems, f"{page} ({shot}):\n" + "\n".join(problems)
 
 
+def search(visit: Visit, url: str, query: str) -> list[str]:
+    """The links the search box lists for ``query`` on the page at ``url``."""
+    visit.page.goto(url, wait_until="networkidle")
+    # Typed before the search worker has built its index, a query is dropped ("Type to start
+    # searching"), as a person typing that fast would see: type it again, for up to 30 s.
+    for _ in range(10):
+        visit.page.fill("input.md-search__input", "")
+        visit.page.type("input.md-search__input", query)
+        try:
+            visit.page.wait_for_selector(".md-search-result__item", timeout=3_000)
+        except Exception:  # playwright's TimeoutError: not answered yet
+            continue
+        return visit.page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
+    return []
+
+
 @pytest.mark.docs
 @pytest.mark.parametrize(("query", "page"), [("read_frame", "frames"), ("allow_data_loss", "tutorial")])
 def test_search_answers(query: str, page: str, site_url: str, browser: object) -> None:
     visit = Visit(browser)
     try:
-        visit.page.goto(site_url + "index.html", wait_until="networkidle")
-        links: list[str] = []
-        # Typed before the search worker has built its index, a query is dropped ("Type to start
-        # searching"), as a person typing that fast would see: type it again, for up to 30 s.
-        for _ in range(10):
-            visit.page.fill("input.md-search__input", "")
-            visit.page.type("input.md-search__input", query)
-            try:
-                visit.page.wait_for_selector(".md-search-result__item", timeout=3_000)
-            except Exception:  # playwright's TimeoutError: not answered yet
-                continue
-            links = visit.page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
-            break
+        links = search(visit, site_url + "index.html", query)
     finally:
         visit.close()
     assert not visit.problems, "\n".join(visit.problems)
     assert any(page in link for link in links), f"searching {query!r} found no {page} page: {links[:10]}"
+
+
+@pytest.mark.docs
+def test_site_works_from_disk(browser: object) -> None:
+    """Opened as files (no server at all), the search answers and a notebook's diagram is drawn."""
+    if not (SITE / "index.html").is_file():
+        pytest.skip("site/ is not built: run `make docs` first")
+    visit = Visit(browser)
+    try:
+        links = search(visit, (SITE / "index.html").as_uri(), "read_frame")
+        visit.page.goto((SITE / "notebooks" / "02-the-initial-migration.html").as_uri(), wait_until="load")
+        visit.page.wait_for_function(WAIT_FOR_DIAGRAMS, timeout=30_000)
+        svgs = visit.page.evaluate("() => document.querySelectorAll('.pt-mermaid > svg').length")
+    finally:
+        visit.close()
+    assert not visit.problems, "\n".join(visit.problems)
+    assert any("frames" in link for link in links), f"searching from disk found no frames page: {links[:10]}"
+    assert svgs == expected("notebooks/02-the-initial-migration.html")[0]
 
 
 def test_dependencies_page_names_every_dependency() -> None:
