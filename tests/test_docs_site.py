@@ -5,8 +5,8 @@ from a small HTTP server on loopback and checked for: no console error, no faile
 request (nor an HTTP error), no request to any host but this machine (Chromium
 resolves no host name here, so such a request fails at once, and it is
 reported), each Mermaid diagram drawn as an inline SVG, each plot shown as a
-loaded image. Then the search is asked a question and must
-answer with a page. What a page must show comes from its source, not from the
+loaded image. Then the search is asked a question and must answer with a
+page, from the server and with the site opened as files. What a page must show comes from its source, not from the
 built HTML: the ```` ```mermaid ```` fences of its Markdown, or, for a notebook,
 the Mermaid and PNG outputs committed in the ``.ipynb`` (so a renderer that
 silently dropped them fails here). A screenshot of every page at 1280 px is kept
