@@ -1,15 +1,16 @@
 """Every page of the built documentation site (``make docs``) in headless Chromium.
 
 The site must work offline and show what the pages hold, so each page is opened
-from a small HTTP server on loopback and checked for: no console error, no failed
-request (nor an HTTP error), no request to any host but this machine (Chromium
-resolves no host name here, so such a request fails at once, and it is
+from a small HTTP server on loopback and checked for: no console error, no
+failed request (nor an HTTP error), no request to any host but this machine
+(Chromium resolves no host name here, so such a request fails at once, and it is
 reported), each Mermaid diagram drawn as an inline SVG, each plot shown as a
-loaded image. Then the search is asked a question and must answer with a
-page, from the server and with the site opened as files. What a page must show comes from its source, not from the
-built HTML: the ```` ```mermaid ```` fences of its Markdown, or, for a notebook,
-the Mermaid and PNG outputs committed in the ``.ipynb`` (so a renderer that
-silently dropped them fails here). A screenshot of every page at 1280 px is kept
+loaded image, each link within the page to an anchor it has. Then the search is
+asked a question and must answer with a page, from the server and with the site
+opened as files. What a page must show comes from its source, not from the built
+HTML: the ```` ```mermaid ```` fences of its Markdown, or, for a notebook, the
+Mermaid and PNG outputs committed in the ``.ipynb`` (so a renderer that silently
+dropped them fails here). A screenshot of every page at 1280 px is kept
 under pytest's temp folder (``.../docs-site0/screenshots/``).
 
 Skips, saying why, when ``site/`` is not built (run ``make docs``), or without
@@ -58,7 +59,8 @@ READ_PAGE = """() => {
         plots: [...document.querySelectorAll('.jp-OutputArea-output img[src^="data:image/png"]')].filter(loaded).length,
         brokenImages: [...document.querySelectorAll('img')].filter(img => !loaded(img))
             .map(img => img.src.slice(0, 80)),
-        title: document.title,
+        brokenAnchors: [...document.querySelectorAll('a[href^="#"]')].map(a => a.getAttribute('href').slice(1))
+            .filter(id => id && !document.getElementById(decodeURIComponent(id))),
     };
 }"""
 
@@ -190,6 +192,7 @@ def test_page(page: str, site_url: str, browser: object, shots: Path) -> None:
     if shown["plots"] != plots:
         problems.append(f"{plots} plot(s) in the notebook, {shown['plots']} shown as a loaded image")
     problems += [f"image not loaded: {src}" for src in shown["brokenImages"]]
+    problems += [f"a link to #{anchor}, which the page does not have" for anchor in sorted(set(shown["brokenAnchors"]))]
     assert not problems, f"{page} ({shot}):\n" + "\n".join(problems)
 
 

@@ -10,6 +10,9 @@ site draws Mermaid with the copy that ``make docs`` vendors from npm
 ``<script>``, stylesheet, image or frame that still points at another host, or
 a dynamic ``import()`` of a URL, fails the build with one line naming the page
 and the address, so an offline site stays offline as plugins change.
+
+It also gives a notebook page's table of contents the headings' whole text:
+mkdocs-jupyter leaves code out of it, so "## 5. `upgrade head`" was listed as "5.".
 """
 
 from __future__ import annotations
@@ -27,6 +30,32 @@ _REMOTE = re.compile(
     r"""|\bimport\(\s*["']((?:https?:)?//[^"']+)""",
     re.IGNORECASE,
 )
+
+
+_HEADING = re.compile(r"<h[1-6] id=\"([^\"]+)\">(.*?)(?:<a class=\"anchor-link\"|</h[1-6]>)", re.DOTALL)
+
+
+def on_page_content(content: str, page, config, files) -> str:  # noqa: ANN001 - MkDocs' hook signature
+    """A notebook page's table of contents, titled and linked from the headings themselves.
+
+    mkdocs-jupyter builds it from the Markdown without code spans, so "## 5. `upgrade head`" became
+    an entry "5." linking to "#5", an anchor the page does not have. The entries and the headings
+    come in the same order; when their numbers differ nothing is changed, and the build's link
+    check (validation.anchors) reports what is wrong.
+    """
+    if not page.file.src_uri.endswith(".ipynb"):
+        return content
+    headings = _HEADING.findall(content)
+    entries, stack = [], list(reversed(list(page.toc)))
+    while stack:
+        entry = stack.pop()
+        entries.append(entry)
+        stack += reversed(list(entry.children))
+    if len(entries) == len(headings):
+        for entry, (anchor, inner) in zip(entries, headings, strict=True):
+            # The text stays HTML-escaped, as the theme puts a title into the page as it is.
+            entry.id, entry.title = anchor, re.sub(r"<[^>]+>", "", inner).strip()
+    return content
 
 
 def on_post_page(output: str, page, config) -> str:  # noqa: ANN001 - MkDocs' hook signature
