@@ -2,6 +2,7 @@
 #   make lab    JupyterLab on notebooks/, against the embedded PostgreSQL
 #   make test   ruff, the import-linter contracts (pyproject.toml), then the whole test suite (what .ci/run runs)
 #   make bench  the loading benchmarks (bench/results.md), then the before-you-migrate timings
+#   make docs   the documentation site in site/ (mkdocs, strict), to open in a browser offline
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # JupyterLab refuses to run as root unless told; containers often are root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test bench clean
+.PHONY: lab test bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("playlist-tools needs Python 3.10+, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -23,6 +24,40 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) -e ".[notebooks,test,bench]"
 	touch $@
+
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PIP) -e ".[notebooks,test,docs]"
+	touch $@
+
+# Two browser scripts come from the npm registry at build time, so the repo holds no
+# minified copies and the site loads nothing from a CDN: Mermaid draws the diagrams, and
+# iframe-worker lets Material's search run from file://. `npm pack` fetches the one tarball
+# of the pinned version and checks its integrity (no node_modules); its LICENSE travels along.
+VENDOR        := docs/assets/vendor
+MERMAID       := mermaid@12.3.0
+IFRAME_WORKER := iframe-worker@1.0.4
+VENDORED      := $(VENDOR)/mermaid.min.js $(VENDOR)/iframe-worker-shim.js
+
+# $(call npm_vendor,PACKAGE@VERSION,FILE IN ITS TARBALL,TARGET)
+define npm_vendor
+	@command -v npm >/dev/null || { echo "make docs needs npm (Debian: apt-get install npm) to fetch $(1)"; exit 1; }
+	mkdir -p $(@D)
+	tmp=$$(mktemp -d) && \
+	  npm pack --silent --pack-destination "$$tmp" $(1) >/dev/null && \
+	  tar -xzf "$$tmp"/*.tgz -C "$$tmp" package/$(2) package/LICENSE && \
+	  mv "$$tmp/package/LICENSE" $(3).LICENSE && \
+	  mv "$$tmp/package/$(2)" $(3) && touch $(3) && \
+	  rm -rf "$$tmp"
+endef
+
+$(VENDOR)/mermaid.min.js: Makefile
+	$(call npm_vendor,$(MERMAID),dist/mermaid.min.js,$@)
+
+$(VENDOR)/iframe-worker-shim.js: Makefile
+	$(call npm_vendor,$(IFRAME_WORKER),shim/index.js,$@)
+
+docs: $(VENV)/.installed-docs $(VENDORED)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # Material 9 is in maintenance: docs/dependencies.md
 
 lab: $(VENV)/.installed
 	$(BIN)/playlist-tools db start
@@ -38,4 +73,4 @@ bench: $(VENV)/.installed-bench  # make bench BENCH_ARGS=--quick: small sizes, p
 	$(BIN)/python bench/before_you_migrate.py $(if $(findstring --quick,$(BENCH_ARGS)),--runs 1 --output -,)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info site docs/assets/vendor
