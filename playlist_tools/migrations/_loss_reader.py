@@ -86,7 +86,7 @@ from pglast.visitors import Visitor
 from sqlalchemy.engine import Connection
 
 from playlist_tools.errors import first_line, one_line
-from playlist_tools.migrations._offline import kept_proxies, quiet_alembic
+from playlist_tools.history import installed_operations, quiet_alembic
 
 __all__ = [
     "HARMLESS", "RISKY_BUILTINS", "Destruction", "Loss", "Uncountable", "count", "describe_losses", "read_sql",
@@ -144,7 +144,9 @@ class Loss(NamedTuple):
 
 
 class Uncountable(Exception):  # noqa: N818 - read as "this step is uncountable: <reason>"
-    """A statement whose loss cannot be known; ``str()`` says why, naming the statement."""
+    """A statement whose loss cannot be known: ``str()`` says why, naming the statement; ``rev`` is its revision."""
+
+    rev = ""
 
 
 HARMLESS = frozenset({
@@ -474,39 +476,41 @@ def read_step(script: Script, *, upgrade: bool) -> list[Destruction]:
             buffer.muted -= 1
 
     operations.invoke = reading  # type: ignore[method-assign]
-    with quiet_alembic(), kept_proxies():
-        operations._install_proxy()  # what Operations.context() does, with our invoke in place
-        try:
-            (script.module.upgrade if upgrade else script.module.downgrade)()
-        finally:
-            operations._remove_proxy()
+    with quiet_alembic(), installed_operations(operations):
+        (script.module.upgrade if upgrade else script.module.downgrade)()
     return found
 
 
 # -- counting ---------------------------------------------------------------------------------------
 
 _DEPENDENTS = sa.text("""
-    WITH RECURSIVE dropped(classid, objid, objsubid) AS (
-        SELECT CAST(:classid AS oid), CAST(:objid AS oid), CAST(:objsubid AS int)
+    WITH RECURSIVE dropped(classid, objid, objsubid, how) AS (
+        SELECT CAST(:classid AS oid), CAST(:objid AS oid), CAST(:objsubid AS int), CAST('r' AS "char")
         UNION
-        SELECT d.classid, d.objid, d.objsubid FROM pg_depend d JOIN dropped x
-          ON d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid)
-        WHERE d.deptype <> 'p' AND (:cascade OR d.deptype <> 'n')
-        UNION
-        -- an object that is part of another (a view's rule) takes its owner with it
-        SELECT d.refclassid, d.refobjid, 0 FROM pg_depend d JOIN dropped x
-          ON d.classid = x.classid AND d.objid = x.objid WHERE d.deptype = 'i'
+        SELECT step.classid, step.objid, step.objsubid, step.how FROM dropped x CROSS JOIN LATERAL (
+            SELECT d.classid, d.objid, d.objsubid, CASE WHEN x.how = 'n' THEN x.how ELSE d.deptype END AS how
+            FROM pg_depend d
+            WHERE d.refclassid = x.classid AND d.refobjid = x.objid AND (x.objsubid = 0 OR d.refobjsubid = x.objsubid)
+              AND d.deptype <> 'p' AND (:cascade OR d.deptype <> 'n')
+            UNION ALL
+            -- an object that is part of another (a view's rule) takes its owner with it
+            SELECT d.refclassid, d.refobjid, 0, x.how FROM pg_depend d
+            WHERE d.classid = x.classid AND d.objid = x.objid AND d.deptype = 'i'
+        ) AS step
     )
     SELECT x.classid = 'pg_class'::regclass AND x.objsubid = 0 AND c.relkind = 'r' AS is_table,
            x.classid = 'pg_class'::regclass AND x.objsubid > 0 AND c.relkind IN ('r', 'p') AS is_column,
            x.classid = 'pg_class'::regclass AND c.relkind = 'p' AS is_partitioned,
-           x.objid AS oid, a.attname AS column_name, pg_describe_object(x.classid, x.objid, x.objsubid) AS described
+           x.objid AS oid, x.objsubid, a.attname AS column_name, bool_or(x.how = 'n') AS by_cascade,
+           pg_describe_object(x.classid, x.objid, x.objsubid) AS described
     FROM dropped x
     LEFT JOIN pg_class c ON x.classid = 'pg_class'::regclass AND c.oid = x.objid
     LEFT JOIN pg_attribute a ON x.classid = 'pg_class'::regclass AND a.attrelid = x.objid AND a.attnum = x.objsubid
     WHERE NOT (x.classid = 'pg_class'::regclass AND c.relkind IN ('t', 'i', 'I') AND x.objsubid = 0)
       AND x.classid NOT IN ('pg_type'::regclass, 'pg_rewrite'::regclass, 'pg_attrdef'::regclass)
       AND NOT (x.classid = 'pg_class'::regclass AND x.objsubid > 0 AND a.attisdropped)
+    GROUP BY x.classid, x.objid, x.objsubid, c.relkind, a.attname
+    ORDER BY min(x.how) = 'r' DESC, described
 """)
 """Everything dropping one object drops, as the server's dependency walk does (``CASCADE`` or not).
 
@@ -625,14 +629,18 @@ def count(connection: Connection, steps: Iterable[tuple[str, list[Destruction]]]
     >>> with db.fresh_database() as url, db.transaction(url) as conn:
     ...     _ = conn.exec_driver_sql("CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1), (2);"
     ...                              "CREATE TABLE b (a_id int REFERENCES a); INSERT INTO b VALUES (1)")
-    ...     [loss for loss, _ in count(conn, [("0009", read_sql("TRUNCATE a CASCADE"))])]
-    [Loss(rev='0009', table='a', column='*', lost=2, what='rows'), Loss(rev='0009', table='b', column='*', lost=1, what='rows, by cascade')]
+    ...     [loss[1:] for loss, _ in count(conn, [("0009", read_sql("TRUNCATE a CASCADE"))])]
+    [('a', '*', 2, 'rows'), ('b', '*', 1, 'rows, by cascade')]
     """
     run = _Run(connection, connection.exec_driver_sql("SELECT current_schema()").scalar_one())
     found: list[tuple[Loss, Destruction]] = []
     for rev, destructions in steps:
         for d in destructions:
-            found += [(loss, d) for loss in _count_one(run, rev, d, special or {})]
+            try:
+                found += [(loss, d) for loss in _count_one(run, rev, d, special or {})]
+            except Uncountable as err:
+                err.rev = rev
+                raise
     return found
 
 
@@ -726,36 +734,41 @@ def _address(run: _Run, d: Destruction) -> tuple[str, int, int] | None:
 
 
 def _cascade(run: _Run, rev: str, d: Destruction, root: tuple[str, int, int] | None) -> list[Loss]:
-    """The rows and values (and data-less objects) that dropping ``root`` destroys, the root first."""
+    """The rows and values (and data-less objects) that dropping ``root`` destroys, the root first.
+
+    Objects that are parts of what is dropped (its indexes, constraints,
+    owned sequences) are not listed; objects only ``CASCADE`` reaches (a
+    view, another table's foreign key or column) are, with 0 lost when they hold no data.
+    """
     if root is None:
         return []
     conn = run.connection
-    rows = conn.execute(_DEPENDENTS, {"classid": conn.execute(sa.text("SELECT CAST(CAST(:c AS regclass) AS oid)"),
-                                                              {"c": root[0]}).scalar_one(),
-                                      "objid": root[1], "objsubid": root[2], "cascade": d.cascade}).all()
+    classid = conn.execute(sa.text("SELECT CAST(CAST(:c AS regclass) AS oid)"), {"c": root[0]}).scalar_one()
+    rows = conn.execute(_DEPENDENTS, {"classid": classid, "objid": root[1], "objsubid": root[2],
+                                      "cascade": d.cascade}).all()
     losses: list[Loss] = []
-    dropped_tables = {row.oid for row in rows if row.is_table or row.is_partitioned}
+    dropped_tables = {row.oid for row in rows if (row.is_table or row.is_partitioned) and row.objsubid == 0}
     for row in rows:
-        is_root = row.oid == root[1] and (row.column_name is None) == (root[2] == 0)
-        by = "" if is_root else ", by cascade"
+        is_root = row.oid == root[1] and row.objsubid == root[2]
+        by = ", by cascade" if row.by_cascade else ""
+        if (row.is_table or row.is_partitioned) and not is_root and row.oid in run.gone:
+            continue  # dropped by an earlier statement of the run
         if row.is_table:
             run.gone.add(row.oid)
             shown, quoted = run.names(row.oid)
             losses.append(Loss(rev, shown, "*", _scalar(conn, f"SELECT count(*) FROM ONLY {quoted}"), f"rows{by}"))
         elif row.is_partitioned:
-            run.gone.add(row.oid)
-            if is_root:
-                shown, quoted = run.names(row.oid)
-                losses.append(Loss(rev, shown, "*", _scalar(conn, f"SELECT count(*) FROM {quoted}"), "rows"))
-        elif row.is_column and row.oid not in dropped_tables:
+            run.gone.add(row.oid)  # holds no rows itself: its partitions are listed as tables
+        elif row.is_column:
+            if row.oid in dropped_tables:
+                continue
             shown, quoted = run.names(row.oid)
             name = '"' + row.column_name.replace('"', '""') + '"'
             only = "ONLY " if d.only and is_root else ""
             lost = _scalar(conn, f"SELECT count({name}) FROM {only}{quoted}")
             losses.append(Loss(rev, shown, row.column_name, lost, f"non-null values{by}"))
-        elif not is_root and not row.is_column and not row.is_partitioned:
+        elif row.by_cascade and not is_root:
             losses.append(Loss(rev, row.described, "*", 0, "dropped by cascade"))
-    losses.sort(key=lambda loss: not loss.what.startswith(("rows", "non-null")) or "cascade" in loss.what)
     return losses
 
 
@@ -788,11 +801,17 @@ def _delete_or_update(run: _Run, rev: str, d: Destruction, oid: int, shown: str,
     target = d.alias or quoted
     conditions = [f"({d.expression})"] if d.expression else []
     if d.kind == "update":
-        changes = []
+        changes, assigned = [], []
         for column, value in d.assignments:
-            here = f'{target}."{column}"'
+            now = run.column(oid, column)
+            if now is None:
+                continue  # a column the run adds: it holds nothing yet
+            assigned.append(now)
+            here = f'{target}."{now}"'
             changes.append(f"({here} IS NOT NULL AND {here} IS DISTINCT FROM ({value}))" if value
                            else f"{here} IS NOT NULL")
+        if not changes:
+            return []
         conditions.append("(" + " OR ".join(changes) + ")")
     where = " AND ".join(conditions) or "true"
     if d.from_list:
@@ -803,7 +822,7 @@ def _delete_or_update(run: _Run, rev: str, d: Destruction, oid: int, shown: str,
     if isinstance(lost, str):
         raise Uncountable(f"its condition cannot be evaluated on the database as it is now: {lost} ({d.sql})")
     if d.kind == "update":
-        return [Loss(rev, shown, ", ".join(column for column, _ in d.assignments), lost, "non-null values overwritten")]
+        return [Loss(rev, shown, ", ".join(assigned), lost, "non-null values overwritten")]
     return [Loss(rev, shown, "*", lost, "rows"), *_on_delete(run, rev, oid, matched, {oid}, d)]
 
 
@@ -856,8 +875,11 @@ def describe_losses(losses: Iterable[Loss]) -> str:
     )
 
 
-def comment(sql: str) -> str:
+def comment(sql: str, version_table: str = "alembic_version") -> str:
     """The ``-- destroys ...`` lines ``--sql`` writes above ``sql`` (no database: what it names, not counts).
+
+    Alembic's own bookkeeping of ``version_table`` is not commented; an
+    ``UPDATE`` says ``-- overwrites`` (it may only fill NULLs, which loses nothing).
 
     Examples
     --------
@@ -868,6 +890,8 @@ def comment(sql: str) -> str:
     """
     lines = []
     for d in read_sql(sql):
+        if d.relation is not None and d.relation[1] == version_table:
+            continue
         name = ".".join(filter(None, d.relation)) if d.relation else ".".join(d.object_names)
         more = " (and what CASCADE reaches)" if d.cascade else ""
         if d.kind == "drop":
@@ -882,7 +906,8 @@ def comment(sql: str) -> str:
         elif d.kind == "delete":
             lines.append(f"the rows of {name} it deletes")
         elif d.kind == "update":
-            lines.append(f"the values of {name} it overwrites")
+            lines.append(f"overwrites the values of {name} it changes")
         elif d.kind == "uncountable":
             lines.append(f"cannot tell what this destroys: {d.reason}")
-    return "".join(f"-- {line if line.startswith('cannot') else 'destroys ' + line}\n" for line in lines)
+    return "".join(f"-- {line if line.startswith(('cannot', 'overwrites')) else 'destroys ' + line}\n"
+                   for line in lines)
