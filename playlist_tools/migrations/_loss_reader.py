@@ -494,7 +494,7 @@ _DEPENDENTS = sa.text("""
               AND d.deptype <> 'p' AND (:cascade OR d.deptype <> 'n')
             UNION ALL
             -- an object that is part of another (a view's rule) takes its owner with it
-            SELECT d.refclassid, d.refobjid, 0, x.how FROM pg_depend d
+            SELECT d.refclassid, d.refobjid, d.refobjsubid, x.how FROM pg_depend d
             WHERE d.classid = x.classid AND d.objid = x.objid AND d.deptype = 'i'
         ) AS step
     )
@@ -509,8 +509,10 @@ _DEPENDENTS = sa.text("""
     WHERE NOT (x.classid = 'pg_class'::regclass AND c.relkind IN ('t', 'i', 'I') AND x.objsubid = 0)
       AND x.classid NOT IN ('pg_type'::regclass, 'pg_rewrite'::regclass, 'pg_attrdef'::regclass)
       AND NOT (x.classid = 'pg_class'::regclass AND x.objsubid > 0 AND a.attisdropped)
+      AND NOT (x.classid = 'pg_trigger'::regclass
+               AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.oid = x.objid AND t.tgisinternal))
     GROUP BY x.classid, x.objid, x.objsubid, c.relkind, a.attname
-    ORDER BY min(x.how) = 'r' DESC, described
+    ORDER BY bool_or(x.how = 'r') DESC, described
 """)
 """Everything dropping one object drops, as the server's dependency walk does (``CASCADE`` or not).
 
