@@ -86,7 +86,7 @@ from pglast.visitors import Visitor
 from sqlalchemy.engine import Connection
 
 from playlist_tools.errors import first_line, one_line
-from playlist_tools.history import installed_operations, quiet_alembic
+from playlist_tools.history import ONE_RUN_AT_A_TIME, installed_operations, quiet_alembic
 
 __all__ = [
     "HARMLESS", "RISKY_BUILTINS", "Destruction", "Loss", "Uncountable", "count", "describe_losses", "read_sql",
@@ -476,7 +476,8 @@ def read_step(script: Script, *, upgrade: bool) -> list[Destruction]:
             buffer.muted -= 1
 
     operations.invoke = reading  # type: ignore[method-assign]
-    with quiet_alembic(), installed_operations(operations):
+    # Alembic's op proxy is a module global: runs in other threads take turns with this one.
+    with ONE_RUN_AT_A_TIME, quiet_alembic(), installed_operations(operations):
         (script.module.upgrade if upgrade else script.module.downgrade)()
     return found
 
