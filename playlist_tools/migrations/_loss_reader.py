@@ -881,8 +881,9 @@ def describe_losses(losses: Iterable[Loss]) -> str:
 def comment(sql: str, version_table: str = "alembic_version") -> str:
     """The ``-- destroys ...`` lines ``--sql`` writes above ``sql`` (no database: what it names, not counts).
 
-    Alembic's own bookkeeping of ``version_table`` is not commented; an
-    ``UPDATE`` says ``-- overwrites`` (it may only fill NULLs, which loses nothing).
+    Alembic's own bookkeeping of ``version_table`` is not commented, nor is an
+    ``UPDATE``: without the database, whether it overwrites a value or fills a
+    new column cannot be told (the online count tells).
 
     Examples
     --------
@@ -908,9 +909,6 @@ def comment(sql: str, version_table: str = "alembic_version") -> str:
             lines.append(f"the values of {name}.{d.column} that do not survive {d.new_type}")
         elif d.kind == "delete":
             lines.append(f"the rows of {name} it deletes")
-        elif d.kind == "update":
-            lines.append(f"overwrites the values of {name} it changes")
         elif d.kind == "uncountable":
             lines.append(f"cannot tell what this destroys: {d.reason}")
-    return "".join(f"-- {line if line.startswith(('cannot', 'overwrites')) else 'destroys ' + line}\n"
-                   for line in lines)
+    return "".join(f"-- {line if line.startswith('cannot') else 'destroys ' + line}\n" for line in lines)
