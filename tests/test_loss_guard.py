@@ -225,3 +225,24 @@ def test_sql_output_comments_every_table_of_one_statement(workspace: Workspace, 
         "-- destroys the rows of notes (and what CASCADE reaches)",
         "-- destroys the rows of extra.archive (and what CASCADE reaches)",
     ]
+
+
+def test_what_loses_nothing_runs_without_consent_and_a_loss_runs_with_it() -> None:
+    with Workspace.open(upto="0005") as ws:
+        migrations.upgrade(ws.config)
+        with ws.engine.begin() as connection:
+            connection.exec_driver_sql(SETUP)
+        versions = ws.directory / "alembic" / "versions"
+        (versions / "0006_widens.py").write_text(revision_source("Widens and drops what is not there", """
+            op.execute("ALTER TABLE notes ALTER COLUMN score TYPE numeric(8, 2)")
+            op.execute("DROP SCHEMA IF EXISTS nowhere CASCADE")
+            op.execute("DELETE FROM notes WHERE id > 100")
+        """))
+        assert migrations.upgrade(ws.config)["rev"].tolist() == ["0006"]
+        (versions / "0007_truncates.py").write_text(
+            revision_source("Truncates", 'op.execute("TRUNCATE playlists CASCADE")', rev="0007", down="0006"))
+        with pytest.raises(DataLossError):
+            migrations.upgrade(ws.config)
+        assert migrations.upgrade(ws.config, allow_data_loss=True)["rev"].tolist() == ["0007"]
+        with ws.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM playlist_song_association").scalar_one() == 0

@@ -85,7 +85,7 @@ from pglast.stream import RawStream
 from pglast.visitors import Visitor
 from sqlalchemy.engine import Connection
 
-from playlist_tools.errors import first_line, one_line
+from playlist_tools.errors import first_line, one_line, sqlstate
 from playlist_tools.history import ONE_RUN_AT_A_TIME, installed_operations, quiet_alembic
 
 __all__ = [
@@ -727,10 +727,9 @@ def _address(run: _Run, d: Destruction) -> tuple[str, int, int] | None:
                         "FROM pg_get_object_address(:type, CAST(:names AS text[]), CAST(:args AS text[]))"),
                 {"type": d.object_type, "names": list(d.object_names), "args": list(d.object_args)}).one()
     except sa.exc.DBAPIError as err:
-        if getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None):
-            code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
-            if code in ("42704", "42883", "42P01", "3F000", "42P17"):
-                return None  # no such object now: created by the run, or IF EXISTS of nothing
+        # undefined object, function, table; invalid schema name: none now (created by the run, or IF EXISTS)
+        if sqlstate(err) in ("42704", "42883", "42P01", "3F000"):
+            return None
         raise Uncountable(f"the server cannot resolve what it drops: {one_line(first_line(err.orig), 100)} "
                           f"({d.sql})") from err
     return row[0], int(row[1]), int(row[2])
