@@ -231,3 +231,8 @@ def test_a_broken_revision_file_is_one_line_naming_it(broken, capsys, source: st
         assert cli.main(command) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.rstrip().endswith(message), err
+
+
+def test_a_percent_sign_in_the_steps_own_sql_is_counted_as_written(conn: sa.Connection) -> None:
+    assert losses(conn, "DELETE FROM grandchildren WHERE child_id::text LIKE '1%'") == [
+        ("grandchildren", "*", 3, "rows")]

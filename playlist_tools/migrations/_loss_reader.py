@@ -598,7 +598,8 @@ def _quote(schema: str | None, name: str) -> str:
 
 
 def _scalar(connection: Connection, sql: str) -> int:
-    return int(connection.exec_driver_sql(sql).scalar_one())
+    """``sql``'s one integer; ``%`` in the step's own text (``LIKE 'a%'``) is doubled, as both drivers want."""
+    return int(connection.exec_driver_sql(sql.replace("%", "%%")).scalar_one())
 
 
 def _attempt(connection: Connection, sql: str) -> int | str:
