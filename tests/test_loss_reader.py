@@ -236,3 +236,10 @@ def test_a_broken_revision_file_is_one_line_naming_it(broken, capsys, source: st
 def test_a_percent_sign_in_the_steps_own_sql_is_counted_as_written(conn: sa.Connection) -> None:
     assert losses(conn, "DELETE FROM grandchildren WHERE child_id::text LIKE '1%'") == [
         ("grandchildren", "*", 3, "rows")]
+
+
+def test_delete_using_a_with_clause_and_quoted_aliases(conn: sa.Connection) -> None:
+    assert losses(conn, "WITH old AS (SELECT 2 AS id) DELETE FROM parents AS \"P\" USING old WHERE \"P\".id <= old.id"
+                  ) == [("parents", "*", 2, "rows"), ("children", "*", 3, "rows, by ON DELETE CASCADE"),
+                        ("grandchildren", "*", 3, "rows, by ON DELETE CASCADE"),
+                        ("orphans", "parent_id", 1, "non-null values, by ON DELETE SET NULL")]

@@ -399,7 +399,8 @@ def _read_delete_or_update(node: ast.DeleteStmt | ast.UpdateStmt, text: str) -> 
     shared = {
         "only": not relation.inh, "alias": alias,
         "expression": None if where is None else _sql(where),
-        "with_clause": None if node.withClause is None else _sql(node.withClause),
+        "with_clause": None if node.withClause is None else (
+            f"WITH {'RECURSIVE ' if node.withClause.recursive else ''}{_sql(node.withClause)}"),
         "sql": text,
     }
     if isinstance(node, ast.DeleteStmt):
@@ -800,8 +801,9 @@ def _delete_or_update(run: _Run, rev: str, d: Destruction, oid: int, shown: str,
     bit, event = (8, "4") if d.kind == "delete" else (16, "2")
     if conn.execute(_FIRES, {"oid": oid, "bit": bit, "event": event}).scalar_one():
         raise Uncountable(f"a trigger or rule on {shown} fires on {d.kind.upper()} ({d.sql})")
-    name = f"{'ONLY ' if d.only else ''}{quoted}{f' AS {d.alias}' if d.alias else ''}"
-    target = d.alias or quoted
+    alias = _quote(None, d.alias) if d.alias else None
+    name = f"{'ONLY ' if d.only else ''}{quoted}{f' AS {alias}' if alias else ''}"
+    target = alias or quoted
     conditions = [f"({d.expression})"] if d.expression else []
     if d.kind == "update":
         changes, assigned = [], []
@@ -810,7 +812,7 @@ def _delete_or_update(run: _Run, rev: str, d: Destruction, oid: int, shown: str,
             if now is None:
                 continue  # a column the run adds: it holds nothing yet
             assigned.append(now)
-            here = f'{target}."{now}"'
+            here = f"{target}.{_quote(None, now)}"
             changes.append(f"({here} IS NOT NULL AND {here} IS DISTINCT FROM ({value}))" if value
                            else f"{here} IS NOT NULL")
         if not changes:
