@@ -43,6 +43,7 @@ def test_failing_migration_leaves_schema_and_data_as_they_were(
     command.upgrade(config, "0005")
     seed(engine)
     before = snapshot(engine)
+    config.attributes["allow_data_loss"] = True  # its UPDATE and DELETE would destroy data: consent, to see it fail
     with pytest.raises(CommandError) as caught:
         command.upgrade(config, "head")
     assert isinstance(caught.value.__cause__, MigrationError)
@@ -89,7 +90,7 @@ def test_failing_migration_via_cli_is_one_line(tmp_path: Path, database_url: URL
     assert run_cli("alembic", "-c", str(ini), "upgrade", "0005", env=env).returncode == 0
     seed(engine)
     before = snapshot(engine)
-    result = run_cli("alembic", "-c", str(ini), "upgrade", "head", env=env)
+    result = run_cli("alembic", "-c", str(ini), "-x", "allow_data_loss=true", "upgrade", "head", env=env)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     last = [line for line in result.stdout.splitlines() if line.strip()][-1]

@@ -35,9 +35,12 @@ playlist_tools.errors.RevisionError: revision range '0003:' has no end; write ST
 
 from __future__ import annotations
 
+import ast
 import configparser
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -143,6 +146,71 @@ def _from_revision_map(err: BaseException) -> bool:
     return frame is not None and frame.tb_frame.f_globals.get("__name__") == "alembic.script.revision"
 
 
+def _frames(err: BaseException) -> list[tuple[str, str]]:
+    """``(module name, file name)`` of each frame ``err`` passed through, outermost first."""
+    found, frame = [], err.__traceback__
+    while frame is not None:
+        found.append((str(frame.tb_frame.f_globals.get("__name__")), frame.tb_frame.f_code.co_filename))
+        frame = frame.tb_next
+    return found
+
+
+def _revision_files(script: ScriptDirectory) -> list[tuple[Path, object, tuple[str, ...]]]:
+    """``(path, revision, down revisions)`` of every revision file, read with Python's own parser, never run.
+
+    What a broken history's message needs: the revision map cannot be built then.
+    """
+    found = []
+    for folder in script.version_locations or [script.versions]:
+        for path in sorted(Path(folder).glob("*.py")):
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError, OSError):
+                continue
+            names: dict[str, object] = {}
+            for node in tree.body:
+                target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                    node.target if isinstance(node, ast.AnnAssign) else None)
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value:
+                    with contextlib.suppress(ValueError, SyntaxError):
+                        names[target.id] = ast.literal_eval(node.value)
+            down = names.get("down_revision")
+            downs = (down,) if isinstance(down, str) else tuple(d for d in down or () if isinstance(d, str))
+            found.append((path, names.get("revision"), downs))
+    return found
+
+
+def broken_history(err: BaseException, script: ScriptDirectory) -> MigrationError | None:
+    """One line for a history Alembic cannot load, naming the revision file and the fix; ``None`` for other errors.
+
+    Two ways a revision file breaks every command: it is not valid Python (or
+    fails when loaded), and its ``down_revision`` names no revision, for which
+    Alembic's revision map raises a bare ``KeyError``.
+    """
+    frames = _frames(err)
+    if isinstance(err, KeyError) and frames and frames[-1][0] == "alembic.script.revision" and err.args:
+        missing = err.args[0]
+        files = _revision_files(script)
+        ids = ", ".join(sorted(str(rev) for _, rev, _ in files if isinstance(rev, str))) or "none"
+        for path, rev, downs in files:
+            if missing in downs:
+                return MigrationError(one_line(
+                    f"{path}: down_revision {missing!r} names no revision of the history ({ids}); "
+                    f"set it to the revision {rev} follows, or delete the file"))
+        return None
+    if any(module == "alembic.util.pyfiles" for module, _ in frames):
+        if isinstance(err, SyntaxError):
+            where, detail = err.filename, f"line {err.lineno}: {err.msg}"
+        else:
+            where = next((name for module, name in reversed(frames) if not module.startswith(("alembic", "importlib"))
+                          and name.endswith(".py") and not name.startswith("<")), "a revision file")
+            detail = f"{type(err).__name__}: {err}"
+        return MigrationError(one_line(
+            f"revision file {where} does not load ({detail}); fix it or delete it, "
+            "then run the command again"))
+    return None
+
+
 def translate(err: BaseException, script: ScriptDirectory, typed: Sequence[str] = ()) -> PlaylistToolsError:
     """Our error for one of Alembic's, with ``err`` as its ``__cause__``; one of ours passes as it is.
 
@@ -204,10 +272,15 @@ def alembic_errors(cfg: Config) -> Iterator[None]:
     """Alembic's errors raised in the block leave it as ours (see :func:`translate`).
 
     So does configparser's, for a config file that is not an INI file
-    (:class:`SettingError` naming the file, never quoting it).
+    (:class:`SettingError` naming the file, never quoting it), and a history
+    that does not load (:func:`broken_history`); Alembic's warning about that
+    history is then left out, since the one line says it.
     """
+    caught: list[warnings.WarningMessage] = []
     try:
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
     except configparser.Error as err:  # its message quotes the file's lines: not ours to print
         raise _not_an_ini(cfg.config_file_name, err) from err
     except (CommandError, AlembicRevisionError, AssertionError) as err:
@@ -215,6 +288,15 @@ def alembic_errors(cfg: Config) -> Iterator[None]:
             raise  # not Alembic's empty-id check: a real bug, keep its traceback
         ours = translate(err, ScriptDirectory.from_config(cfg))
         raise ours from ours.__cause__
+    except Exception as err:  # a revision file that does not load or names an unknown down_revision
+        broken = broken_history(err, ScriptDirectory.from_config(cfg))
+        if broken is None:
+            raise  # not a broken history: a real bug, keep its traceback
+        caught.clear()
+        raise broken from err
+    finally:
+        for warning in caught:  # the block's own warnings, as if nothing had recorded them
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _typed_revisions(cfg: Config | None) -> list[str]:
@@ -240,3 +322,8 @@ def cli_errors(script: ScriptDirectory, cfg: Config | None = None) -> Iterator[N
             raise
         ours = translate(err, script, _typed_revisions(cfg))
         raise CommandError(str(ours)) from ours
+    except Exception as err:
+        broken = broken_history(err, script)
+        if broken is None:
+            raise
+        raise CommandError(str(broken)) from broken

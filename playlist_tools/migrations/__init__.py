@@ -23,7 +23,9 @@ caller's own (``config.attributes["connection"]``), which is left open.
 
 Everything is importable from here. The workings are private modules, one
 per concept: ``_verbs`` (the verbs, and the DataFrames they return),
-``_data_loss`` (what a step destroys, and the consent to it), ``_impact``
+``_loss_reader`` (the one reader of what a step destroys: Alembic's
+operations and PostgreSQL's own grammar), ``_data_loss`` (that count for a
+planned run, and the consent to it), ``_impact``
 (what a step locks, rewrites and scans, measured on a replay), ``_affected``
 (which saved queries a step breaks), ``_lint`` (squawk) and ``_env`` (what
 ``alembic/env.py`` calls). One public submodule,

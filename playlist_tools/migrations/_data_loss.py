@@ -2,21 +2,14 @@
 
 Private to :mod:`playlist_tools.migrations`, which re-exports :func:`data_loss`.
 
-The rule, for each step a run would execute (a revision's ``upgrade()``
-on the way up, its ``downgrade()`` on the way down):
-
-1. render the step as offline SQL (no database involved);
-2. every ``DROP TABLE t`` loses the rows of ``t``; every
-   ``ALTER TABLE t DROP COLUMN c`` loses the non-null values of ``t.c``;
-   renames, index drops and the like lose nothing;
-3. count those in the database as it is now, except where
-   :data:`LOSS_QUERIES` knows that a drop loses less.
-
-Renames are followed through the steps of the run (a column renamed back
-by one step and dropped by the next is counted under its name now); a
-table or column that does not exist yet (one that the run creates) is skipped. Statements that delete rows
-(``DELETE``, ``TRUNCATE``, an ``UPDATE`` that overwrites) are not counted:
-only their author knows what they mean; :data:`LOSS_QUERIES` is where to say it.
+What a step destroys is read by :mod:`._loss_reader`, the one reader: Alembic's
+operations and PostgreSQL's own grammar (pglast), never text patterns; it says
+what counts (``DROP TABLE``/``COLUMN``, ``TRUNCATE``, ``CASCADE`` followed
+through the catalog, type changes, ``DELETE``, ``UPDATE``), what it cannot read
+(refused until consent) and what is not counted (``docs/data-safety.md``).
+Here: the count of a planned run (:func:`count_steps`, :func:`data_loss`) and
+the consent. Renames are followed through the steps of the run; a table or
+column that does not exist yet (one the run creates) holds nothing yet.
 
 Consent, for every door (the ``alembic`` CLI, ``%alembic``,
 ``playlist_tools.migrations``, ``alembic.command`` from Python), through
@@ -34,7 +27,7 @@ what ``alembic/env.py`` calls:
   (the run's :class:`~playlist_tools.history.RunOptions`; a plain
   ``alembic.command`` caller sets ``config.attributes["allow_data_loss"] = True``);
 * offline (``--sql``) nothing runs and nothing is counted; :func:`commenting`
-  writes ``-- destroys ...`` above each statement that drops a table or a column.
+  writes ``-- destroys ...`` above each statement the reader finds destructive.
 
 The advisory lock serialises migrations, not every writer: a session that
 inserts rows without taking it (a notebook's plain ``INSERT``) between the
@@ -42,13 +35,7 @@ count and the drop is not counted. Stop such writers before a lossy step.
 
 Examples
 --------
->>> from alembic.script import ScriptDirectory
 >>> from playlist_tools import migrations
->>> script = ScriptDirectory.from_config(migrations.config())
->>> drops(render(script.get_revision("0002")))
-[('playlists', 'description')]
->>> drops(render(script.get_revision("0002"), upgrade=True)), drops(render(script.get_revision("0004")))
-([], [])
 >>> allow_data_loss(migrations.config())
 False
 >>> import io
@@ -62,11 +49,9 @@ ALTER TABLE playlists DROP COLUMN description;
 from __future__ import annotations
 
 import configparser
-import re
 from collections.abc import Callable, Iterable
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import Script, ScriptDirectory
@@ -79,30 +64,28 @@ from playlist_tools.history import (
     check_revision,
     connection,
     current_heads,
-    render,
     resolve,
     run_options,
     script_directory,
     wrap_plan,
 )
+from playlist_tools.migrations._loss_reader import (
+    Destruction,
+    Loss,
+    Uncountable,
+    comment,
+    count,
+    describe_losses,
+    read_step,
+)
 
 __all__ = [
     "LOSS_COLUMNS", "LOSS_QUERIES", "OPTION", "Loss", "allow_data_loss", "commenting", "count_steps", "data_loss",
-    "describe_losses", "drops", "flag", "guard", "planned",
+    "counted", "describe_losses", "flag", "guard", "move_losses", "planned",
 ]
 
 if TYPE_CHECKING:  # pandas only in data_loss(): alembic/env.py counts without it, and starts faster
     import pandas as pd
-
-
-class Loss(NamedTuple):
-    """What one step's drop destroys: ``column`` is ``"*"`` for a whole table."""
-
-    rev: str
-    table: str
-    column: str
-    lost: int
-    what: str
 
 
 LOSS_COLUMNS = list(Loss._fields)
@@ -128,138 +111,62 @@ because revision files are history, not code to change; a revision that
 drops another column falls back to the general rule.
 """
 
-_ONE = {"rows": "row", "non-null values": "non-null value", "entries out of song order": "entry out of song order"}
-"""How each ``what`` reads for one: ``(1 non-null value)``."""
-
-_DROP_TABLE = re.compile(r'\bDROP TABLE (?:IF EXISTS )?"?(\w+)"?')
-_DROP_COLUMN = re.compile(r'\bALTER TABLE "?(\w+)"? DROP COLUMN (?:IF EXISTS )?"?(\w+)"?')
-_RENAME_TABLE = re.compile(r'\bALTER TABLE "?(\w+)"? RENAME TO "?(\w+)"?')
-# Alembic writes RENAME a TO b; by hand it is often RENAME COLUMN a TO b. RENAME CONSTRAINT never matches.
-_RENAME_COLUMN = re.compile(r'\bALTER TABLE "?(\w+)"? RENAME (?:COLUMN )?"?(\w+)"? TO "?(\w+)"?')
-
-
-def drops(sql: str) -> list[tuple[str, str]]:
-    """``(table, column)`` for each table (column ``"*"``) and column that ``sql`` drops.
-
-    Examples
-    --------
-    >>> drops('DROP TABLE songs;\\nALTER TABLE playlists DROP COLUMN "description";')
-    [('songs', '*'), ('playlists', 'description')]
-    """
-    found = [(m.start(), m.group(1), "*") for m in _DROP_TABLE.finditer(sql)]
-    found += [(m.start(), m.group(1), m.group(2)) for m in _DROP_COLUMN.finditer(sql)]
-    return [(table, column) for _, table, column in sorted(found)]
-
-
-def _events(sql: str) -> list[tuple[str, str, str, str]]:
-    """``(kind, table, old, new)`` for each drop and rename in ``sql``, in the order they run.
-
-    ``kind`` is ``drop`` (``old`` is the column, ``"*"`` for the table),
-    ``rename_table`` (``table`` -> ``new``) or ``rename_column`` (``table.old`` -> ``new``).
-    """
-    found = [(m.start(), "drop", m.group(1), "*", "") for m in _DROP_TABLE.finditer(sql)]
-    found += [(m.start(), "drop", m.group(1), m.group(2), "") for m in _DROP_COLUMN.finditer(sql)]
-    found += [(m.start(), "rename_table", m.group(1), "", m.group(2)) for m in _RENAME_TABLE.finditer(sql)]
-    found += [(m.start(), "rename_column", *m.groups()) for m in _RENAME_COLUMN.finditer(sql)]
-    return [(kind, table, old, new) for _, kind, table, old, new in sorted(found)]
-
-
-def count_losses(connection: Connection, rendered: list[tuple[str, str]]) -> list[Loss]:
-    """Count what each ``(revision, step SQL)`` would destroy, in the database as it is now.
-
-    Renames are followed through the steps: when one step renames
-    ``songs.stars`` back to ``rating`` and a later one drops ``rating``,
-    the values lost are those of ``songs.stars`` now, and that is the name
-    reported. A name that an earlier step of the run dropped or renamed
-    away, or that the database does not have (created by the run), holds
-    nothing yet.
-
-    Returns
-    -------
-    list of Loss
-        One per drop, in run order; ``table`` and ``column`` name what is in the database now.
-
-    Examples
-    --------
-    >>> from playlist_tools import db
-    >>> with db.fresh_database() as url, db.transaction(url) as conn:
-    ...     _ = conn.exec_driver_sql("CREATE TABLE songs (id int, stars int); INSERT INTO songs VALUES (1, 5)")
-    ...     count_losses(conn, [("0009", "ALTER TABLE songs RENAME stars TO rating;"),
-    ...                         ("0006", "ALTER TABLE songs DROP COLUMN rating;")])
-    [Loss(rev='0006', table='songs', column='stars', lost=1, what='non-null values')]
-    """
-    inspector = sa.inspect(connection)
-    tables: dict[str, str | None] = {}  # a name in the run -> that table's name now (None: not in the database)
-    columns: dict[tuple[str, str], str | None] = {}  # (table now, a column name in the run) -> its name now
-    rows = []
-
-    def table_now(name: str) -> str | None:
-        now = tables.get(name, name)
-        return now if now is not None and inspector.has_table(now) else None
-
-    for rev, sql in rendered:
-        for kind, table, old, new in _events(sql):
-            now = table_now(table)
-            if kind == "rename_table":
-                tables[new], tables[table] = now, None
-                continue
-            if now is None:
-                continue
-            if kind == "rename_column":
-                columns[(now, new)], columns[(now, old)] = columns.get((now, old), old), None
-                continue
-            if old == "*":
-                tables[table] = None
-                rows.append(Loss(rev, now, "*", int(connection.execute(
-                    sa.select(sa.func.count()).select_from(sa.table(now))).scalar_one()), "rows"))
-                continue
-            column = columns.get((now, old), old)
-            columns[(now, old)] = None
-            if column is None or column not in {c["name"] for c in inspector.get_columns(now)}:
-                continue
-            special, what = LOSS_QUERIES.get((rev, now, column), (None, "non-null values"))
-            query = sa.text(special) if special else (
-                sa.select(sa.func.count(sa.column(column))).select_from(sa.table(now))
-            )
-            rows.append(Loss(rev, now, column, int(connection.execute(query).scalar_one()), what))
-    return rows
-
-
-def count_steps(connection: Connection, steps: Iterable[tuple[Script, bool]], hint: str) -> list[Loss]:
-    """:func:`count_losses` for ``(revision, is_upgrade)`` steps, in the order they would run.
-
-    Raises
-    ------
-    DataLossError
-        When a step cannot be rendered offline, so its loss is unknown; ``hint`` says how to go ahead.
-    """
-    rendered = []
+def _read(steps: Iterable[tuple[Script, bool]], hint: str) -> list[tuple[str, list[Destruction]]]:
+    """Each ``(revision, is_upgrade)`` step read (offline) by the one reader, in run order."""
+    read = []
     for step, upward in steps:
         try:
-            rendered.append((step.revision, render(step, upgrade=upward)))
+            read.append((step.revision, read_step(step, upgrade=upward)))
         except Exception as err:  # any code in a revision file can fail offline
             way = "upgrade" if upward else "downgrade"
             raise DataLossError(
                 f"cannot tell what {way[:-1]}ing {step.revision} destroys: its {way}() "
                 f"does not run offline ({type(err).__name__}); check it by hand, then {hint}"
             ) from err
-    return count_losses(connection, rendered)
+    return read
 
 
-def describe_losses(losses: Iterable[Loss]) -> str:
-    """The losses that lose something, as one line: ``playlists.description (3 non-null values)``.
+def counted(connection: Connection, steps: Iterable[tuple[Script, bool]], hint: str
+            ) -> list[tuple[Loss, Destruction]]:
+    """What ``(revision, is_upgrade)`` steps destroy, in run order, each loss with the statement that causes it.
+
+    Raises
+    ------
+    DataLossError
+        When a step cannot be read (it does not run offline, or a statement
+        is uncountable), so its loss is unknown; ``hint`` says how to go ahead.
+    """
+    steps = list(steps)
+    upward = {step.revision: up for step, up in steps}
+    try:
+        return count(connection, _read(steps, hint), LOSS_QUERIES)
+    except Uncountable as err:
+        way = "upgrade" if upward.get(err.rev, True) else "downgrade"
+        raise DataLossError(f"cannot tell what {way[:-1]}ing {err.rev} destroys: {err}; "
+                            f"check it by hand, then {hint}") from err
+
+
+def count_steps(connection: Connection, steps: Iterable[tuple[Script, bool]], hint: str) -> list[Loss]:
+    """What ``(revision, is_upgrade)`` steps would destroy, counted in the database as it is now, in run order.
+
+    Raises
+    ------
+    DataLossError
+        When a step cannot be read, so its loss is unknown; ``hint`` says how to go ahead.
 
     Examples
     --------
-    >>> describe_losses([Loss("0002", "playlists", "description", 3, "non-null values"),
-    ...                  Loss("0001", "songs", "*", 1, "rows"), Loss("0001", "playlists", "*", 0, "rows")])
-    'playlists.description (3 non-null values), songs (1 row)'
+    >>> from playlist_tools import migrations
+    >>> from playlist_tools.workspace import Workspace
+    >>> with Workspace.open(upto="0002") as ws:
+    ...     _ = migrations.upgrade(ws.config)
+    ...     history = script_directory(ws.config)
+    ...     with ws.engine.begin() as conn:
+    ...         _ = conn.exec_driver_sql("INSERT INTO playlists (title, description) VALUES ('a', 'mine')")
+    ...         count_steps(conn, [(history.get_revision("0002"), False)], "pass allow_data_loss=True")
+    [Loss(rev='0002', table='playlists', column='description', lost=1, what='non-null values')]
     """
-    return ", ".join(
-        f"{loss.table}{'' if loss.column == '*' else '.' + loss.column} "
-        f"({loss.lost} {_ONE.get(loss.what, loss.what) if loss.lost == 1 else loss.what})"
-        for loss in losses if loss.lost > 0
-    )
+    return [loss for loss, _ in counted(connection, steps, hint)]
 
 
 def planned(history: ScriptDirectory, heads: tuple[str, ...], revision: str) -> list[tuple[Script, bool]]:
@@ -290,8 +197,10 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     """What ``downgrade(config, revision)`` (or ``upgrade``) would destroy, counted before anything runs.
 
     For each revision the run would apply or revert, its ``upgrade()`` or
-    ``downgrade()`` is rendered as offline SQL; every ``DROP TABLE`` counts
-    that table's rows, every ``DROP COLUMN`` that column's non-null values,
+    ``downgrade()`` is read offline by the one reader (:mod:`._loss_reader`):
+    every ``DROP TABLE`` counts that table's rows, every ``DROP COLUMN`` that
+    column's non-null values, ``TRUNCATE``, ``CASCADE``, type changes,
+    ``DELETE`` and ``UPDATE`` what they destroy (``docs/data-safety.md``),
     in the database as it is now. A few drops lose less than that, and
     :data:`LOSS_QUERIES` says how much
     (e.g. 0003's ``position``: only entries out of song order). Renames
@@ -310,7 +219,8 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     Raises
     ------
     DataLossError
-        When a revision's step cannot be rendered offline, so its loss is unknown.
+        When a revision's step cannot be read (it does not run offline, or a
+        statement is uncountable: a ``DO`` block, unparseable SQL), so its loss is unknown.
 
     Examples
     --------
@@ -333,16 +243,21 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     >>> nothing_up
     True
     """
+    losses = [loss for loss, _ in move_losses(config, revision)]
+    import pandas as pd
+
+    return pd.DataFrame(losses, columns=LOSS_COLUMNS).astype({"lost": "int64"})
+
+
+def move_losses(config: Config | None, revision: str) -> list[tuple[Loss, Destruction]]:
+    """:func:`data_loss` as :func:`counted` gives it: each loss with the statement that causes it."""
     cfg = resolve(config)
     check_revision(revision)
     history = script_directory(cfg)
     with alembic_errors(cfg):
         steps = planned(history, current_heads(cfg), revision)
     with alembic_errors(cfg), connection(cfg) as conn:
-        losses = count_steps(conn, steps, "pass allow_data_loss=True")
-    import pandas as pd
-
-    return pd.DataFrame(losses, columns=LOSS_COLUMNS).astype({"lost": "int64"})
+        return counted(conn, steps, "pass allow_data_loss=True")
 
 
 OPTION = "allow_data_loss"
@@ -459,16 +374,15 @@ def guard(context: MigrationContext, config: Config) -> None:
 
 
 class _Commenting:
-    """An output buffer that writes ``-- destroys ...`` above each statement dropping a table or column."""
+    """An output buffer that writes ``-- destroys ...`` above each statement the reader finds destructive."""
 
     def __init__(self, buffer: IO[str]) -> None:
         self._buffer = buffer
 
     def write(self, text: str) -> None:
         # Alembic writes each statement with one write() (impl.static_output).
-        for table, column in drops(text):
-            what = f"rows of {table}" if column == "*" else f"values of {table}.{column}"
-            self._buffer.write(f"-- destroys the {what}\n")
+        if text.strip():
+            self._buffer.write(comment(text))
         self._buffer.write(text)
 
     def flush(self) -> None:
@@ -479,5 +393,5 @@ class _Commenting:
 
 
 def commenting(buffer: IO[str]) -> Any:
-    """``buffer``, with a ``-- destroys the rows of t`` / ``-- destroys the values of t.c`` comment above each drop."""
+    """``buffer``, with a ``-- destroys the rows of t`` / ``-- destroys the values of t.c`` comment above each loss."""
     return _Commenting(buffer)

@@ -74,9 +74,10 @@ from playlist_tools.history import (
     script_directory,
     statement_runner,
 )
-from playlist_tools.migrations._data_loss import Loss, data_loss, describe_losses, drops, planned
+from playlist_tools.migrations._data_loss import move_losses, planned
 from playlist_tools.migrations._env import lock_timeout_sql
 from playlist_tools.migrations._lint import config_path, findings
+from playlist_tools.migrations._loss_reader import Destruction, Loss, describe_losses, read_sql
 from playlist_tools.schema import EXACT_COUNT_BELOW
 
 __all__ = [
@@ -184,10 +185,18 @@ _IN_TRANSACTION = sa.text(_TABLES.format(stats="pg_stat_xact_user_tables"))
 _FLUSHED = sa.text(_TABLES.format(stats="pg_stat_user_tables"))
 _LOCKS = sa.text("""
     SELECT CASE WHEN n.nspname = current_schema() THEN c.relname ELSE n.nspname || '.' || c.relname END AS name,
-           l.mode
-    FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE l.pid = :pid AND l.locktype = 'relation' AND c.relkind IN ('r', 'p', 'm', 'f')
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           l.relation AS oid, l.mode
+    FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE l.pid = :pid AND l.locktype = 'relation' AND l.database = (
+            SELECT oid FROM pg_database WHERE datname = current_database())
+      AND (c.oid IS NULL
+           OR (c.relkind IN ('r', 'p', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')))
+""")
+"""This backend's table locks; a table the statement dropped has no ``pg_class`` row any more (``name`` NULL)."""
+_RELATIONS = sa.text("""
+    SELECT c.oid, CASE WHEN n.nspname = current_schema() THEN c.relname ELSE n.nspname || '.' || c.relname END AS name
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """)
 _DATA = re.compile(r"^\s*(?:UPDATE|DELETE|INSERT|SELECT|WITH|MERGE)\b", re.IGNORECASE)
 _FULL_READS = {"Seq Scan", "Index Scan", "Index Only Scan"}  # an index scan without a condition reads it all
@@ -240,11 +249,15 @@ def _tables(connection: Connection, query: sa.TextClause) -> dict[str, tuple[int
     return {row.name: (row.relfilenode, row.seq_scan) for row in connection.execute(query)}
 
 
-def _locks(connection: Connection, pid: int | None = None) -> dict[str, set[str]]:
+def _locks(connection: Connection, pid: int | None = None, before: dict[int, str] | None = None
+           ) -> dict[str, set[str]]:
+    """The table locks of ``pid`` (this backend); ``before`` names the tables a statement dropped (oid -> name)."""
     found: dict[str, set[str]] = {}
     pid_sql = pid if pid is not None else connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    for name, mode in connection.execute(_LOCKS, {"pid": pid_sql}):
-        found.setdefault(name, set()).add(mode_name(mode))
+    for name, oid, mode in connection.execute(_LOCKS, {"pid": pid_sql}):
+        name = name or (before or {}).get(oid)
+        if name is not None:
+            found.setdefault(name, set()).add(mode_name(mode))
     return found
 
 
@@ -300,9 +313,10 @@ class _Recorder:
             connection.commit()  # what the revision's own code read through op.get_bind()
         try:
             before = _tables(connection, _IN_TRANSACTION)
+            names = {int(oid): name for oid, name in connection.execute(_RELATIONS)}
             planned = _planned_reads(connection, entry.sql) if _DATA.match(entry.sql) else set()
             result = self.run(construct, *args, **kwargs)
-            entry.locks = _locks(connection)
+            entry.locks = _locks(connection, before=names)
             _compare(entry, before, _tables(connection, _IN_TRANSACTION))
             entry.scans = (entry.scans or set()) | planned
             connection.commit()
@@ -462,25 +476,28 @@ def _lint(cfg: Config, measured: list[Measured]) -> list[str]:
     return ["; ".join(dict.fromkeys(texts)) for texts in per_statement]
 
 
-def _losses(cfg: Config, target: str) -> pd.DataFrame | None:
-    """:func:`data_loss` for this move; ``None`` (not counted) when a step does not render offline."""
+def _losses(cfg: Config, target: str) -> list[tuple[Loss, Destruction]] | None:
+    """What this move destroys, each loss with its statement; ``None`` (not counted) when a step cannot be read."""
     try:
-        return data_loss(cfg, target)
+        return move_losses(cfg, target)
     except DataLossError:
         return None
 
 
-def _destroys(losses: pd.DataFrame | None, revision: str, table: str | None, sql: str) -> str | None:
-    """What this statement destroys on this table, as :func:`describe_losses` says it."""
+def _destroys(losses: list[tuple[Loss, Destruction]] | None, revision: str, table: str | None, sql: str) -> str | None:
+    """What this statement destroys on this table, as :func:`describe_losses` says it.
+
+    The statement is read by the same reader as the count, and a loss is its
+    own when the reading that caused the loss names the same thing
+    (``DROP TABLE a, b`` names both; what its ``CASCADE`` reaches shows on the
+    rows of the tables it reaches).
+    """
     if losses is None:
         return None
     if table is None:
         return ""
-    own = losses[(losses["rev"] == revision) & (losses["table"] == table)]
-    dropped = {column for dropped_table, column in drops(sql) if dropped_table == table}
-    named = [c in dropped or (c != "*" and re.search(rf"\b{re.escape(c)}\b", sql) is not None) for c in own["column"]]
-    mine = own[named]
-    return describe_losses(Loss(*row) for row in mine.itertuples(index=False))
+    keys = {d.key for d in read_sql(sql)}
+    return describe_losses(loss for loss, d in losses if loss.rev == revision and loss.table == table and d.key in keys)
 
 
 def _rows(measured: list[Measured], findings_by_statement: list[str]) -> list[dict[str, object]]:
