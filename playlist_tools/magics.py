@@ -419,9 +419,8 @@ def _run_alembic(argv: list[str], workspace: Any) -> None:
     from alembic.config import CommandLine, Config
     from alembic.script import ScriptDirectory
 
-    from playlist_tools import migrations
-    from playlist_tools.migrations import REPO_ROOT
-    from playlist_tools.migrations._revisions import next_id
+    from playlist_tools import history
+    from playlist_tools.history import REPO_ROOT, next_id
 
     command_line = CommandLine(prog="alembic")
     try:
@@ -432,7 +431,7 @@ def _run_alembic(argv: list[str], workspace: Any) -> None:
         ini = options.config[0] if options.config else str(home / "alembic.ini")
         if options.config:  # checked first: configparser's own error quotes the file's first line
             try:
-                migrations.config(ini=ini)
+                history.config(ini=ini)
             except PlaylistToolsError as err:
                 raise UsageError(f"%alembic -c {ini}: {err}") from err
         # stdout: Alembic's default is the sys.stdout of its import, not the one redirected now.
