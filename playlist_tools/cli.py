@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -213,8 +214,12 @@ def _plan(args: argparse.Namespace) -> int:
         sql = " ".join(str(row.sql).split())
         lines.append([marker, row.revision, row.operation, *map(_cell, (row.table, row.lock, row.rewrites, row.scans,
                       row.rows)), ", ".join(f"pid {p}" for p in blocked) or "-", destroys or "-", rules or "-",
-                      sql if len(sql) <= 60 else sql[:57] + "..."])
+                      sql])
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    # The SQL, last, gets what is left of the terminal's width ($COLUMNS when not a terminal), 20 at least.
+    room = max(20, shutil.get_terminal_size((160, 24)).columns - sum(width + 2 for width in widths))
+    for line in lines[1:]:
+        line[-1] = line[-1] if len(line[-1]) <= room else line[-1][: room - 3] + "..."
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1])
     for note in dict.fromkeys(plan["note"].dropna()):
