@@ -216,8 +216,9 @@ def _plan(args: argparse.Namespace) -> int:
                       row.rows)), ", ".join(f"pid {p}" for p in blocked) or "-", destroys or "-", rules or "-",
                       sql])
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
-    # The SQL, last, gets what is left of the terminal's width ($COLUMNS when not a terminal), 20 at least.
-    room = max(20, shutil.get_terminal_size((160, 24)).columns - sum(width + 2 for width in widths))
+    # The SQL, last, gets what is left of the terminal's width ($COLUMNS first), 20 at least; 60 with neither.
+    columns = shutil.get_terminal_size((0, 0)).columns
+    room = max(20, columns - sum(width + 2 for width in widths)) if columns else 60
     for line in lines[1:]:
         line[-1] = line[-1] if len(line[-1]) <= room else line[-1][: room - 3] + "..."
     for line in lines:

@@ -105,3 +105,14 @@ def test_relative_downgrade_refusal_names_the_revision(at_head: dict[str, str], 
     done = run_cli("alembic", "downgrade", "-1", env=at_head)
     assert done.returncode != 0
     assert "FAILED: downgrade to 0001 (-1) would destroy playlists.description (1 non-null value)" in done.stdout
+
+
+def test_migrate_plan_fits_its_sql_to_columns(database_url: URL) -> None:
+    """08 showed `migrate plan` wrapping at 1280 px: the SQL column takes what $COLUMNS leaves."""
+    env = {"DATABASE_URL": url_text(database_url), "COLUMNS": "150"}
+    assert run_cli("alembic", "upgrade", "0001", env=env).returncode == 0
+    done = run_cli("playlist-tools", "migrate", "plan", env=env)
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.splitlines()[:-1]
+    assert len(table) > 3 and max(len(line) for line in table) <= 150
+    assert any(line.endswith("...") for line in table)
