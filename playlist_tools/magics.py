@@ -43,7 +43,7 @@ Examples
 --------
 >>> from IPython.core.interactiveshell import InteractiveShell
 >>> ip = InteractiveShell.instance()
->>> ip.run_line_magic("load_ext", "playlist_tools")
+>>> _ = ip.extension_manager.load_extension("playlist_tools")  # %load_ext playlist_tools
 >>> ip.user_ns["n"] = 6
 >>> ip.run_line_magic("sql", "SELECT CAST(:n AS int) * 7 AS answer")
    answer

@@ -21,6 +21,15 @@ def at_head(database_url: URL) -> Iterator[dict[str, str]]:
     yield env
 
 
+def execute(url: URL, statement: str) -> None:
+    engine = db.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
 def test_version() -> None:
     done = run_cli("playlist-tools", "--version")
     assert done.returncode == 0
@@ -63,12 +72,7 @@ def test_sample_load_names_its_tables(at_head: dict[str, str]) -> None:
 
 
 def test_sample_load_error_suggests_commands_not_python(at_head: dict[str, str], database_url: URL) -> None:
-    engine = db.create_engine(database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("INSERT INTO playlists (playlist_id, title) VALUES (1, 'Mine')"))
-    finally:
-        engine.dispose()
+    execute(database_url, "INSERT INTO playlists (playlist_id, title) VALUES (1, 'Mine')")
     done = run_cli("playlist-tools", "sample", "load", "--quiet", env=at_head)
     assert done.returncode == 1
     assert "playlist_tools." not in done.stderr
@@ -95,12 +99,7 @@ def test_alembic_check_behind_head_says_upgrade(database_url: URL) -> None:
 
 
 def test_relative_downgrade_refusal_names_the_revision(at_head: dict[str, str], database_url: URL) -> None:
-    engine = db.create_engine(database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("INSERT INTO playlists (title, description) VALUES ('x', 'kept')"))
-    finally:
-        engine.dispose()
+    execute(database_url, "INSERT INTO playlists (title, description) VALUES ('x', 'kept')")
     assert run_cli("alembic", "downgrade", "0002", env=at_head).returncode == 0
     done = run_cli("alembic", "downgrade", "-1", env=at_head)
     assert done.returncode != 0
