@@ -5,7 +5,11 @@ the package uses; ``playlist-tools db locks`` shows who blocks whom,
 ``playlist-tools lint`` runs squawk over the migrations' SQL, and
 ``playlist-tools migrate plan [TARGET]`` shows what an upgrade would lock, rewrite, scan and destroy. Errors print
 one line on stderr, never a traceback, and exit with status 1; a wrong
-command line exits with status 2.
+command line exits with status 2. A fix the library gives in Python
+(``playlist_tools.db.fresh_database``) is printed as the command a terminal
+user types instead (:data:`FOR_THE_COMMAND_LINE`, the one place). ``--help``
+shows examples and the environment variables; ``--version`` the version;
+docs/cli.md is the page.
 
 Examples
 --------
