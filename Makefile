@@ -9,6 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # JupyterLab refuses to run as root unless told; containers often are root.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/playlist-tools.json
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test bench docs clean
@@ -20,6 +21,12 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) -e ".[notebooks,test]"
 	touch $@
+
+# JupyterLab's settings for this .venv only (never your home): no "get notified about Jupyter news?" pop-up,
+# no news or update requests. overrides.d/ is where JupyterLab reads a package's defaults from.
+$(LAB_OVERRIDES): jupyter/overrides.json | $(BIN)/python
+	mkdir -p $(@D)
+	cp jupyter/overrides.json $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PIP) -e ".[notebooks,test,bench]"
@@ -59,11 +66,11 @@ $(VENDOR)/iframe-worker-shim.js: Makefile
 docs: $(VENV)/.installed-docs $(VENDORED)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # Material 9 is in maintenance: docs/dependencies.md
 
-lab: $(VENV)/.installed
+lab: $(VENV)/.installed $(LAB_OVERRIDES)
 	$(BIN)/playlist-tools db start
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(LAB_OVERRIDES)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest

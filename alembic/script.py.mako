@@ -1,4 +1,7 @@
-"""${message}
+<%doc>
+    The message goes inside a docstring: backslashes and double quotes are escaped, so that any -m text
+    (a triple quote, a trailing quote, a backslash) still gives a file that is valid Python.
+</%doc>"""${str(message).replace("\\", "\\\\").replace('"', '\\"')}
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}

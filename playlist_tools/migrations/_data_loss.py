@@ -49,6 +49,7 @@ ALTER TABLE playlists DROP COLUMN description;
 from __future__ import annotations
 
 import configparser
+import re
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
@@ -365,6 +366,11 @@ def guard(context: MigrationContext, config: Config) -> None:
             what = describe_losses(count_steps(ctx.connection, revisions, hint))
             if what:
                 shown = repr(target) if _from_python(config) else str(target)
+                # A relative target (-1, head-2, 0003+1) is named with the revision it resolves to.
+                last = [s for s in steps if isinstance(s, RevisionStep)][-1]
+                resolved = ", ".join(last.to_revisions) or "base"
+                if re.search(r"[+-][0-9]+$", str(target)):
+                    shown = f"{resolved!r} ({shown})" if _from_python(config) else f"{resolved} ({shown})"
                 raise DataLossError(f"{way} to {shown} would destroy {what}; {hint}")
             return steps
 

@@ -362,7 +362,7 @@ def downgrade(
     ...     except DataLossError as err:
     ...         print(err)
     ...     reverted = downgrade(ws.config, "-1", allow_data_loss=True)
-    downgrade to '-1' would destroy playlists.description (1 non-null value);
+    downgrade to '0001' ('-1') would destroy playlists.description (1 non-null value);
     pass allow_data_loss=True to downgrade anyway
     >>> reverted["rev"].tolist()
     ['0002']

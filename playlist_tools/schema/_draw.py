@@ -11,6 +11,11 @@ comment. So a change is said three ways: the entity's colour, its label
 (``songs (changed)``) and each column's comment (``"renamed from
 media_type"``), and the plain text reads without a renderer.
 
+Identifiers are drawn as Mermaid words (``my note`` as ``my_note``, with
+``column my note`` in its comment; a table as ``my_table["my table"]``),
+and every label and comment is escaped (:func:`playlist_tools._mermaid.escaped`),
+so any name gives a diagram that parses and no HTML passes through.
+
 Examples
 --------
 >>> import pandas as pd
@@ -38,7 +43,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from playlist_tools._mermaid import MermaidDiagram
+from playlist_tools._mermaid import MermaidDiagram, escaped, word
 
 __all__ = ["CLASSES", "Marks", "draw"]
 
@@ -86,17 +91,17 @@ def mermaid_type(pg_type: str) -> tuple[str, str]:
 
 
 def _comment(parts: Sequence[str]) -> str:
-    # An ER comment is a "..." string with no way to escape a double quote inside.
-    text = "; ".join(p for p in parts if p).replace('"', "'")
-    return f' "{text}"' if text else ""
+    text = "; ".join(p for p in parts if p)
+    return f' "{escaped(text)}"' if text else ""
 
 
 def _entity(table: str, marks: Marks | None) -> str:
+    """The entity's id (a Mermaid word), with a label where the name is not one or the table changed."""
     if marks is None or table not in marks.tables:
-        return table
+        return table if word(table) == table else f'{word(table)}["{escaped(table)}"]'
     kind = marks.tables[table]
-    label = marks.labels.get(table, f"{table} ({kind})").replace('"', "'")
-    return f'{table}["{label}"]:::{kind}'
+    label = marks.labels.get(table, f"{table} ({kind})")
+    return f'{word(table)}["{escaped(label)}"]:::{kind}'
 
 
 def draw(described: pd.DataFrame, exclude: Sequence[str], marks: Marks | None = None) -> MermaidDiagram:
@@ -113,16 +118,20 @@ def draw(described: pd.DataFrame, exclude: Sequence[str], marks: Marks | None = 
         for column in own.itertuples():
             keys = ["PK"] * bool(column.primary_key) + ["FK"] * pd.notna(column.foreign_key)
             kind, full = mermaid_type(column.type)
+            if word(kind) != kind:  # a type named with quotes or symbols: the word, and the type in the comment
+                kind, full = word(kind), full or column.type
             notes = marks.notes.get((str(table), column.name), []) if marks is not None else []
+            # A name that is not a Mermaid word (my note, <b>x</b>) is drawn as one, and named in the comment.
+            named = [] if word(column.name) == column.name else [f"column {column.name}"]
             mark = f" {', '.join(keys)}" if keys else ""
-            lines.append(f"        {kind} {column.name}{mark}{_comment([full, *notes])}")
+            lines.append(f"        {kind} {word(column.name)}{mark}{_comment([*named, full, *notes])}")
             if pd.notna(column.foreign_key):
                 for target in column.foreign_key.split(", "):
                     parent = target.split(".")[0]
                     one = "|o" if column.nullable else "||"
                     change = marks.links.get((parent, str(table), column.name)) if marks is not None else None
                     label = f"{column.name} ({change})" if change else column.name
-                    links.append(f'    {parent} {one}--o{{ {table} : "{label}"')
+                    links.append(f'    {word(parent)} {one}--o{{ {word(str(table))} : "{escaped(label)}"')
         lines.append("    }")
     styles = [f"    classDef {name} {style}" for name, style in CLASSES.items()] if marks is not None else []
     return MermaidDiagram("\n".join(lines + sorted(links) + styles))
