@@ -177,6 +177,7 @@ def revision(
     branch_label: str | None = None,
     depends_on: str | None = None,
     renames: Mapping[str, str] | None = None,
+    safe: bool | None = None,
 ) -> Script:
     """Write a new revision file (``alembic revision``).
 
@@ -198,6 +199,11 @@ def revision(
         both ways instead of a drop and an add; ``{"songs": "tracks"}``: ``op.rename_table``
         (``-x rename=songs.media_type:file_format``, ``-x rename=songs:tracks`` on the CLI).
         One that names no candidate raises :class:`SettingError` and nothing is written.
+    safe : bool, optional
+        ``-x safe=false`` when false: Alembic's plain operations instead of the
+        lock-safe forms (``CONCURRENTLY``, ``NOT VALID`` then ``VALIDATE``, ...)
+        that autogenerate writes by default; see :mod:`playlist_tools.migrations.safe`.
+        Default: the ini's ``safe``, else true.
 
     Returns
     -------
@@ -218,18 +224,18 @@ def revision(
     ...         _ = connection.execute(sa.text("DROP INDEX ix_songs_genre"))
     ...     script = revision(ws.config, "Restored genre index")
     ...     name = Path(script.path).name
-    ...     operations = [line.strip() for line in Path(script.path).read_text().splitlines() if "op." in line]
+    ...     operations = [line.strip() for line in Path(script.path).read_text().splitlines() if "op.f(" in line]
     >>> script.revision, script.down_revision, name
     ('0006', '0005', '0006_restored_genre_index.py')
     >>> for line in operations:
     ...     print(line)
-    op.create_index(op.f('ix_songs_genre'), 'songs', ['genre'], unique=False)
-    op.drop_index(op.f('ix_songs_genre'), table_name='songs')
+    safe.create_index(op.f('ix_songs_genre'), 'songs', ['genre'], unique=False)
+    safe.drop_index(op.f('ix_songs_genre'), table_name='songs')
     """
     cfg = resolve(config)
     if autogenerate:
         _require_head(cfg, _script(cfg))
-    with _given(cfg, renames=renames), alembic_errors(cfg):
+    with _given(cfg, renames=renames, safe=safe), alembic_errors(cfg):
         written = command.revision(
             cfg, message, autogenerate=autogenerate, rev_id=rev_id or next_id(_script(cfg)),
             head=head, splice=splice, branch_label=branch_label, depends_on=depends_on,
