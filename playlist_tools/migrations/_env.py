@@ -16,6 +16,7 @@ ours live here, where they are typed, documented and tested:
 * :func:`process_revision_directives`: ``alembic revision`` without ``--rev-id``
   gets the next readable id (``0006`` after ``0005``), never a random one, and
   the lock-safe form of each risky operation (:mod:`._safe`; ``-x safe=false``: plain);
+  PostgreSQL enums are compared and written both ways (:mod:`._enums`, registered on import);
 * :func:`migrating`: the migration lock and ``lock_timeout`` around a run,
   and one line for a migration the database refused;
 * :func:`offline_url` and :func:`lock_timeout_sql` for ``--sql`` output;
@@ -48,7 +49,7 @@ from sqlalchemy.engine import URL, Connection
 
 from playlist_tools import db
 from playlist_tools.errors import MigrationError, first_line, one_line
-from playlist_tools.migrations import _config, _consent, _renames, _replay, _safe, locks
+from playlist_tools.migrations import _config, _consent, _enums, _renames, _replay, _safe, locks
 from playlist_tools.migrations._errors import cli_errors
 from playlist_tools.migrations._offline import kept_proxies, quiet_alembic
 
@@ -110,6 +111,7 @@ def process_revision_directives(context: MigrationContext, revision: Any, direct
     """
     _renames.apply_renames(context, revision, directives)
     _safe.make_safe(context, revision, directives)
+    _enums.explicit_enum_types(context, revision, directives)
     config = context.config
     options = config.cmd_opts if config is not None else None
     if options is None or not hasattr(options, "rev_id") or options.rev_id is not None:

@@ -58,12 +58,12 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from playlist_tools.errors import LockTimeoutError, sqlstate
+from playlist_tools.errors import DataLossError, LockTimeoutError, sqlstate
 from playlist_tools.migrations import locks
 
 __all__ = [
-    "ATTEMPTS_ENV", "LOCK_TIMEOUT_ENV", "create_check_constraint", "create_foreign_key", "create_index",
-    "create_unique_constraint", "drop_constraint", "drop_index", "set_not_null", "step",
+    "ATTEMPTS_ENV", "LOCK_TIMEOUT_ENV", "add_enum_value", "create_check_constraint", "create_foreign_key", "create_index",
+    "create_unique_constraint", "drop_constraint", "drop_index", "set_not_null", "step", "swap_enum",
 ]
 
 LOCK_TIMEOUT_ENV = "PLAYLIST_TOOLS_SAFE_LOCK_TIMEOUT"
@@ -313,3 +313,59 @@ def drop_constraint(constraint_name: str, table_name: str, type_: str | None = N
         step(f"DROP CONSTRAINT {constraint_name} ON {table_name}", lambda: op.drop_constraint(
             constraint_name, table_name, type_=type_, schema=schema, **kw,
         ))
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def add_enum_value(type_name: str, value: str, *, before: str | None = None, after: str | None = None,
+                   schema: str | None = None) -> None:
+    """``ALTER TYPE ... ADD VALUE IF NOT EXISTS ... BEFORE/AFTER``, outside the transaction.
+
+    PostgreSQL before 12 refuses it inside a transaction block, and from 12
+    on a value added inside one cannot be used until that transaction
+    commits; so it runs on its own (it changes only the catalog).
+    """
+    where = f" BEFORE {_literal(before)}" if before else f" AFTER {_literal(after)}" if after else ""
+    with _outside_transaction():
+        step(f"ALTER TYPE {type_name} ADD VALUE {value!r}", lambda: op.execute(
+            f"ALTER TYPE {_table(type_name, schema)} ADD VALUE IF NOT EXISTS {_literal(value)}{where}"
+        ))
+
+
+def swap_enum(type_name: str, values: Sequence[str], *, columns: Sequence[Sequence[str]],
+              schema: str | None = None) -> None:
+    """Recreate enum ``type_name`` with ``values`` only, casting ``columns`` (``[table, column]``) over.
+
+    PostgreSQL cannot remove an enum value in place. The old type is
+    renamed, the new one created, each column altered ``USING col::text::type``
+    (a rewrite of its table under ACCESS EXCLUSIVE), the old type dropped, all
+    in the migration's transaction. First, rows holding a value that goes
+    are counted: any at all stops the run with one :class:`DataLossError`
+    line naming the column and the value, because there is no value to give
+    them that the user chose (no consent can help: change the rows first).
+    """
+    qualified, old = _table(type_name, schema), _table(f"{type_name}_old", schema)
+    if not _offline():
+        for table_name, column_name in columns:
+            held = op.get_bind().execute(sa.text(
+                f"SELECT {_quote(column_name)}::text, count(*) FROM {_table(table_name, schema)} "
+                f"WHERE {_quote(column_name)}::text <> ALL(:values) GROUP BY 1 ORDER BY 1"
+            ), {"values": list(values)}).all()
+            if held:
+                counts = ", ".join(f"{count} hold {value!r}" for value, count in held)
+                raise DataLossError(
+                    f"{table_name}.{column_name}: {counts}, which this migration removes from type {type_name}; "
+                    f"give those rows another value first (UPDATE {table_name} SET {column_name} = ... "
+                    f"WHERE {column_name} = ...), then run it again"
+                )
+    op.execute(f"ALTER TYPE {qualified} RENAME TO {_quote(type_name + '_old')}")
+    op.execute(f"CREATE TYPE {qualified} AS ENUM ({', '.join(_literal(v) for v in values)})")
+    for table_name, column_name in columns:
+        column = _quote(column_name)
+        op.execute(
+            f"ALTER TABLE {_table(table_name, schema)} ALTER COLUMN {column} TYPE {qualified} "
+            f"USING {column}::text::{qualified}"
+        )
+    op.execute(f"DROP TYPE {old}")
