@@ -62,8 +62,8 @@ from playlist_tools.errors import DataLossError, LockTimeoutError, sqlstate
 from playlist_tools.migrations import locks
 
 __all__ = [
-    "ATTEMPTS_ENV", "LOCK_TIMEOUT_ENV", "add_enum_value", "create_check_constraint", "create_foreign_key", "create_index",
-    "create_unique_constraint", "drop_constraint", "drop_index", "set_not_null", "step", "swap_enum",
+    "ATTEMPTS_ENV", "LOCK_TIMEOUT_ENV", "add_enum_value", "create_check_constraint", "create_foreign_key",
+    "create_index", "create_unique_constraint", "drop_constraint", "drop_index", "set_not_null", "step", "swap_enum",
 ]
 
 LOCK_TIMEOUT_ENV = "PLAYLIST_TOOLS_SAFE_LOCK_TIMEOUT"
