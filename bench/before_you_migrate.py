@@ -9,7 +9,7 @@ The case an analyst meets before ``upgrade head``: a Workspace with the
 sample playlists, at 0001 (loaded at head, then downgraded with consent).
 Each timed call runs in a fresh process, so no in-memory result of an
 earlier call helps it. "warm": the schema caches it reads
-(``migrations._replay``) exist already, as from the second call on;
+(``playlist_tools.history``) exist already, as from the second call on;
 "cold": they are dropped first (the first call ever, or after an edit of
 a revision file). The goals are issue 13's, reported, never asserted.
 """

@@ -142,8 +142,7 @@ def _run_alembic(argv: list[str], workspace: Any) -> None:
     from alembic.config import CommandLine, Config
     from alembic.script import ScriptDirectory
 
-    from playlist_tools.migrations import REPO_ROOT
-    from playlist_tools.migrations._revisions import next_id
+    from playlist_tools.history import REPO_ROOT, next_id
 
     command_line = CommandLine(prog="alembic")
     try:

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine
 
-from playlist_tools import db
-from playlist_tools.migrations import _replay
+from playlist_tools import db, history
 
 from helpers import REPO_ROOT
 
@@ -56,11 +55,11 @@ def server_url() -> Iterator[URL]:
 
 
 def replay_caches(url: URL) -> list[str]:
-    """The schema cache databases (``migrations._replay``) on the server of ``url``."""
+    """The schema cache databases (``playlist_tools.history``) on the server of ``url``."""
     with db.connection(url) as conn:
         return conn.execute(
             sa.text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
-            {"prefix": _replay.CACHE_PREFIX},
+            {"prefix": history.CACHE_PREFIX},
         ).scalars().all()
 
 

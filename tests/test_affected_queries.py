@@ -16,8 +16,10 @@ from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import db, migrations, models, queries, sample
 from playlist_tools.errors import FrameError, RevisionError, SettingError
-from playlist_tools.migrations._affected import AFFECTED_COLUMNS
-from playlist_tools.migrations._saved_queries import package_queries
+from playlist_tools.migrations import AFFECTED_COLUMNS
+
+# The package's own saved queries: no public name lists them apart from affected_queries' report itself.
+from playlist_tools.migrations._affected import package_queries
 
 from helpers import add_revision, scratch_config, scratch_history, snapshot
 

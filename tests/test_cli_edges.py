@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
-from playlist_tools import db, errors, migrations, queries
+from playlist_tools import db, errors, history, migrations, queries
 from playlist_tools.errors import (
     LockTimeoutError,
     MigrationError,
@@ -31,7 +31,6 @@ from playlist_tools.errors import (
     SchemaError,
     SettingError,
 )
-from playlist_tools.migrations import _errors
 
 from helpers import add_revision, run_cli, scratch_config, scratch_history, session_named, snapshot, url_text
 
@@ -136,12 +135,12 @@ def test_the_api_gets_a_revision_error_for_an_empty_revision(alembic_config: Con
         migrations.sql(alembic_config, "0003:")
     script = ScriptDirectory.from_config(alembic_config)
     empty = pytest.raises(RevisionError, match=r"^a revision id is empty .*base:head")
-    with empty, _errors.alembic_errors(alembic_config):
+    with empty, history.alembic_errors(alembic_config):
         list(script.iterate_revisions("", "base"))
     with pytest.raises(RevisionError, match=r"steps past the end of the history .*'head\+1'"):
         migrations.upgrade(alembic_config, "head+1")
     # Only that one: any other AssertionError is a bug, and keeps its traceback.
-    with pytest.raises(AssertionError, match="a real bug"), _errors.alembic_errors(alembic_config):
+    with pytest.raises(AssertionError, match="a real bug"), history.alembic_errors(alembic_config):
         raise AssertionError("a real bug")
 
 
@@ -321,9 +320,9 @@ def test_a_failed_migration_message_is_short_and_has_no_sql(tmp_path: Path, data
 
 
 def test_translate_caps_what_it_quotes() -> None:
-    script = migrations._config.script(migrations.config())
+    script = history.script_directory(history.config())
     long = CommandError("something went wrong\n" + "with details " * 500)
-    message = str(_errors.translate(long, script))
+    message = str(history.translate(long, script))
     assert len(message) <= LIMIT and "\n" not in message and message.startswith("something went wrong with")
     huge = "n" * 5000
     with pytest.raises(RevisionError) as caught:

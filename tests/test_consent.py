@@ -1,7 +1,7 @@
 """No step destroys data without consent: upgrades and downgrades, from the plain CLI and the API.
 
 The count is taken inside env.py, after the migration lock, on the migration
-connection (playlist_tools.migrations._consent); these tests drive it from
+connection (playlist_tools.migrations._data_loss); these tests drive it from
 every door and prove that a migration holding the lock cannot slip values
 in between the count and the run.
 """

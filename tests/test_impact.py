@@ -52,7 +52,7 @@ def _one(plan: pd.DataFrame, revision: str, operation: str, table: str, nth: int
 def test_each_statement_of_the_history_is_measured(history: tuple[Path, Config]) -> None:
     _, config = history
     plan = migrations.impact(config)  # from base: 0001's tables too
-    assert list(plan.columns) == list(migrations._impact.IMPACT_COLUMNS)
+    assert list(plan.columns) == list(migrations.IMPACT_COLUMNS)
     created = _one(plan, "0001", "create_table", "playlist_song_association")
     assert created["lock"] == "ACCESS EXCLUSIVE" and not created["rewrites"]
     # its foreign keys lock the tables they reference against writes

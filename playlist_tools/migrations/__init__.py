@@ -21,18 +21,16 @@ Who closes what: every function that needs a database opens one
 connection and closes it before returning, unless ``config`` carries the
 caller's own (``config.attributes["connection"]``), which is left open.
 
-Everything is importable from here. The workings are private modules:
-``_config`` (``config`` and the one ``config=None`` resolver), ``_errors``
-(the one translator of Alembic's errors), ``_history`` (``current``,
-``history``, ``heads``), ``_runs`` (``upgrade``, ``downgrade``, ``sql``),
-``_revisions`` (``preview``, ``check``, ``revision``, ``merge``),
-``_listing`` (the DataFrames), ``_renames`` (rename candidates), ``_data_loss``
-and ``_consent`` (what a step destroys, and the consent to it), ``_replay``
-(the history replayed elsewhere), ``_impact*``, ``_affected`` and
-``_saved_queries``, ``_diagram``, ``_lint`` (squawk) and ``_env`` (what
+Everything is importable from here. The workings are private modules, one
+per concept: ``_verbs`` (the verbs, and the DataFrames they return),
+``_data_loss`` (what a step destroys, and the consent to it), ``_impact``
+(what a step locks, rewrites and scans, measured on a replay), ``_affected``
+(which saved queries a step breaks), ``_lint`` (squawk) and ``_env`` (what
 ``alembic/env.py`` calls). One public submodule,
 :mod:`playlist_tools.migrations.locks`, holds the migration lock and
-``lock_timeout``.
+``lock_timeout``. Config resolution, the translation of Alembic's errors,
+the replays, rename candidates and revision ids live one room below, in
+:mod:`playlist_tools.history`, which :mod:`playlist_tools.schema` shares.
 
 Examples
 --------
@@ -50,43 +48,51 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Each public name and the private module it lives in. They are imported on
-# first use (PEP 562): alembic/env.py imports this package, and an `alembic`
-# command should not pay for pandas, which only the functions returning
-# frames need.
+# Each public name and the module it lives in: the one list that drives lazy
+# loading, type checkers and __all__. Names are imported on first use (PEP
+# 562): alembic/env.py imports this package, and an `alembic` command should
+# not pay for pandas, which only the functions returning frames need.
 _WHERE = {
-    "AFFECTED_COLUMNS": "_affected", "affected_queries": "_affected",
-    "REPO_ROOT": "_config", "config": "_config",
-    "LOSS_COLUMNS": "_data_loss", "data_loss": "_data_loss",
-    "history_diagram": "_diagram",
-    "current": "_history", "heads": "_history", "history": "_history",
-    "IMPACT_COLUMNS": "_impact", "impact": "_impact",
-    "LINT_COLUMNS": "_lint", "lint": "_lint",
-    "COLUMNS": "_listing", "DIFF_COLUMNS": "_listing",
-    "drop_replays": "_replay",
-    "check": "_revisions", "merge": "_revisions", "preview": "_revisions", "revision": "_revisions",
-    "downgrade": "_runs", "sql": "_runs", "upgrade": "_runs",
+    "AFFECTED_COLUMNS": "._affected", "affected_queries": "._affected",
+    "REPO_ROOT": "playlist_tools.history", "config": "playlist_tools.history",
+    "drop_replays": "playlist_tools.history",
+    "LOSS_COLUMNS": "._data_loss", "data_loss": "._data_loss",
+    "IMPACT_COLUMNS": "._impact", "impact": "._impact",
+    "LINT_COLUMNS": "._lint", "lint": "._lint",
+    "COLUMNS": "._verbs", "DIFF_COLUMNS": "._verbs",
+    "check": "._verbs", "current": "._verbs", "downgrade": "._verbs", "heads": "._verbs", "history": "._verbs",
+    "history_diagram": "._verbs", "merge": "._verbs", "preview": "._verbs", "revision": "._verbs",
+    "sql": "._verbs", "upgrade": "._verbs",
 }
 
 if TYPE_CHECKING:
+    from playlist_tools.history import REPO_ROOT, config, drop_replays
     from playlist_tools.migrations._affected import AFFECTED_COLUMNS, affected_queries
-    from playlist_tools.migrations._config import REPO_ROOT, config
     from playlist_tools.migrations._data_loss import LOSS_COLUMNS, data_loss
-    from playlist_tools.migrations._diagram import history_diagram
-    from playlist_tools.migrations._history import current, heads, history
     from playlist_tools.migrations._impact import IMPACT_COLUMNS, impact
     from playlist_tools.migrations._lint import LINT_COLUMNS, lint
-    from playlist_tools.migrations._listing import COLUMNS, DIFF_COLUMNS
-    from playlist_tools.migrations._replay import drop_replays
-    from playlist_tools.migrations._revisions import check, merge, preview, revision
-    from playlist_tools.migrations._runs import downgrade, sql, upgrade
+    from playlist_tools.migrations._verbs import (
+        COLUMNS,
+        DIFF_COLUMNS,
+        check,
+        current,
+        downgrade,
+        heads,
+        history,
+        history_diagram,
+        merge,
+        preview,
+        revision,
+        sql,
+        upgrade,
+    )
 
 
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # the next lookup is a plain attribute
     return value
 

@@ -1,8 +1,6 @@
-"""What a migration destroys, counted before it runs: upgrades and downgrades alike.
+"""What a migration destroys, counted before it runs, and the consent every step that destroys data needs.
 
-Private to :mod:`playlist_tools.migrations`, which re-exports :func:`data_loss`;
-``alembic/env.py`` counts with :func:`count_steps` inside the migration lock
-(see :mod:`playlist_tools.migrations._consent`).
+Private to :mod:`playlist_tools.migrations`, which re-exports :func:`data_loss`.
 
 The rule, for each step a run would execute (a revision's ``upgrade()``
 on the way up, its ``downgrade()`` on the way down):
@@ -20,6 +18,27 @@ table or column that does not exist yet (one that the run creates) is skipped. S
 (``DELETE``, ``TRUNCATE``, an ``UPDATE`` that overwrites) are not counted:
 only their author knows what they mean; :data:`LOSS_QUERIES` is where to say it.
 
+Consent, for every door (the ``alembic`` CLI, ``%alembic``,
+``playlist_tools.migrations``, ``alembic.command`` from Python), through
+what ``alembic/env.py`` calls:
+
+* online, :func:`guard` wraps the function that ``alembic.command.upgrade``
+  and ``downgrade`` hand to env.py (``fn``, which lists the steps to run).
+  Alembic calls it inside ``run_migrations``, after env.py took the
+  migration lock and on the same connection, with the heads it just read:
+  the count (:func:`count_steps`) and the run are one planning, under one
+  lock, so no other migration can add or remove values in between. A count
+  that is not zero refuses before any step runs, in one line naming each loss;
+* consent is ``-x allow_data_loss=true`` on the CLI, or
+  ``config.attributes["allow_data_loss"] = True`` from Python (what
+  ``migrations.upgrade/downgrade(..., allow_data_loss=True)`` set);
+* offline (``--sql``) nothing runs and nothing is counted; :func:`commenting`
+  writes ``-- destroys ...`` above each statement that drops a table or a column.
+
+The advisory lock serialises migrations, not every writer: a session that
+inserts rows without taking it (a notebook's plain ``INSERT``) between the
+count and the drop is not counted. Stop such writers before a lossy step.
+
 Examples
 --------
 >>> from alembic.script import ScriptDirectory
@@ -29,24 +48,46 @@ Examples
 [('playlists', 'description')]
 >>> drops(render(script.get_revision("0002"), upgrade=True)), drops(render(script.get_revision("0004")))
 ([], [])
+>>> allow_data_loss(migrations.config())
+False
+>>> import io
+>>> out = io.StringIO()
+>>> commenting(out).write("ALTER TABLE playlists DROP COLUMN description;\\n\\n")
+>>> print(out.getvalue().strip())
+-- destroys the values of playlists.description
+ALTER TABLE playlists DROP COLUMN description;
 """
 
 from __future__ import annotations
 
+import configparser
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError as AlembicRevisionError
 from sqlalchemy.engine import Connection
 
-from playlist_tools.errors import DataLossError
-from playlist_tools.migrations._config import connection, current_heads, resolve, script
-from playlist_tools.migrations._errors import alembic_errors, check_revision
-from playlist_tools.migrations._offline import render
+from playlist_tools.errors import DataLossError, SettingError
+from playlist_tools.history import (
+    alembic_errors,
+    check_revision,
+    connection,
+    current_heads,
+    render,
+    resolve,
+    script_directory,
+    wrap_plan,
+)
+
+__all__ = [
+    "LOSS_COLUMNS", "LOSS_QUERIES", "OPTION", "Loss", "allow_data_loss", "commenting", "count_steps", "data_loss",
+    "describe_losses", "drops", "flag", "guard", "planned",
+]
 
 if TYPE_CHECKING:  # pandas only in data_loss(): alembic/env.py counts without it, and starts faster
     import pandas as pd
@@ -292,7 +333,7 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     """
     cfg = resolve(config)
     check_revision(revision)
-    history = script(cfg)
+    history = script_directory(cfg)
     with alembic_errors(cfg):
         steps = planned(history, current_heads(cfg), revision)
     with alembic_errors(cfg), connection(cfg) as conn:
@@ -300,3 +341,141 @@ def data_loss(config: Config | None = None, revision: str = "-1") -> pd.DataFram
     import pandas as pd
 
     return pd.DataFrame(losses, columns=LOSS_COLUMNS).astype({"lost": "int64"})
+
+
+OPTION = "allow_data_loss"
+"""The ``-x`` key and the ``config.attributes`` key that give consent."""
+
+_BOOLEANS = configparser.ConfigParser.BOOLEAN_STATES  # true/false, yes/no, on/off, 1/0: what ini files accept
+
+
+def _typed(config: Config, key: str) -> str | None:
+    """The value of ``-x key=...`` on the command line, if given (the last one wins)."""
+    found = None
+    for item in getattr(config.cmd_opts, "x", None) or []:
+        name, _, value = item.partition("=")
+        if name.strip() == key:
+            found = value.strip()
+    return found
+
+
+def flag(config: Config, key: str, default: bool, fix: str, *, ini: bool = True) -> bool:
+    """A yes/no setting: ``config.attributes[key]``, else ``-x key=...``, else the ini's ``key``, else ``default``.
+
+    ``ini=False`` leaves the ini out: a setting that must be given per run.
+
+    Values are what ini files accept: true/false, yes/no, on/off, 1/0, in any case.
+
+    Raises
+    ------
+    SettingError
+        For a value that is neither, naming it and ``fix``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> flag(Config(cmd_opts=argparse.Namespace(x=["keep=No"])), "keep", True, "")
+    False
+    """
+    given = config.attributes.get(key)
+    if given is not None:
+        return bool(given)
+    typed, where = _typed(config, key), "-x "
+    if typed is None and ini:
+        typed, where = config.get_main_option(key), "the ini's "
+    if typed is None:
+        return default
+    if typed.lower() not in _BOOLEANS:
+        raise SettingError(f"{where}{key}={typed!r} is neither true nor false; {fix}")
+    return _BOOLEANS[typed.lower()]
+
+
+def allow_data_loss(config: Config) -> bool:
+    """Whether the run may destroy data: ``attributes["allow_data_loss"]``, else ``-x allow_data_loss=...``.
+
+    Raises
+    ------
+    SettingError
+        For a ``-x`` value that is neither true nor false (``maybe``).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> allow_data_loss(Config(cmd_opts=argparse.Namespace(x=["allow_data_loss=TRUE"])))
+    True
+    >>> allow_data_loss(Config(cmd_opts=argparse.Namespace(x=["allow_data_loss=maybe"])))
+    Traceback (most recent call last):
+    ...
+    playlist_tools.errors.SettingError: -x allow_data_loss='maybe' is neither true nor false;
+    write -x allow_data_loss=true to go ahead despite the loss, or leave it out to be asked
+    """
+    # Never from the ini: consent is given per run, for the loss that run reports.
+    return flag(config, OPTION, False,
+                f"write -x {OPTION}=true to go ahead despite the loss, or leave it out to be asked", ini=False)
+
+
+def _from_python(config: Config) -> bool:
+    """Whether a Python caller set the attribute (the API does): then the message speaks Python."""
+    return config.attributes.get(OPTION) is not None
+
+
+def _hint(config: Config, way: str) -> str:
+    if _from_python(config):
+        return f"pass {OPTION}=True to {way} anyway"
+    return f"run it with -x {OPTION}=true to go ahead"
+
+
+def guard(context: MigrationContext, config: Config) -> None:
+    """Make this online run refuse a lossy plan before any step runs (call it right after ``configure``).
+
+    The steps are the ones Alembic is about to run, for the heads it just
+    read; the count runs on the migration connection, inside the lock.
+    Consent (:func:`allow_data_loss`) is read first, so a bad ``-x`` value
+    fails before anything is counted.
+    """
+    consented = allow_data_loss(config)
+    target = context.opts.get("destination_rev")
+
+    def wrap(plan: Callable[..., Iterable[Any]]) -> Callable[..., Iterable[Any]]:
+        def checked(heads: Any, ctx: MigrationContext) -> list[Any]:
+            steps = list(plan(heads, ctx))
+            revisions = [(s.revision, s.is_upgrade) for s in steps if isinstance(s, RevisionStep)]
+            if consented or ctx.as_sql or not revisions:
+                return steps
+            way = "upgrade" if revisions[0][1] else "downgrade"
+            hint = _hint(config, way)
+            assert ctx.connection is not None  # online: the connection that holds the migration lock
+            what = describe_losses(count_steps(ctx.connection, revisions, hint))
+            if what:
+                shown = repr(target) if _from_python(config) else str(target)
+                raise DataLossError(f"{way} to {shown} would destroy {what}; {hint}")
+            return steps
+
+        return checked
+
+    wrap_plan(context, wrap)
+
+
+class _Commenting:
+    """An output buffer that writes ``-- destroys ...`` above each statement dropping a table or column."""
+
+    def __init__(self, buffer: IO[str]) -> None:
+        self._buffer = buffer
+
+    def write(self, text: str) -> None:
+        # Alembic writes each statement with one write() (impl.static_output).
+        for table, column in drops(text):
+            what = f"rows of {table}" if column == "*" else f"values of {table}.{column}"
+            self._buffer.write(f"-- destroys the {what}\n")
+        self._buffer.write(text)
+
+    def flush(self) -> None:
+        self._buffer.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._buffer, name)
+
+
+def commenting(buffer: IO[str]) -> Any:
+    """``buffer``, with a ``-- destroys the rows of t`` / ``-- destroys the values of t.c`` comment above each drop."""
+    return _Commenting(buffer)

@@ -5,13 +5,13 @@ ours live here, where they are typed, documented and tested:
 
 * :func:`connection`: the caller's connection or engine from
   ``config.attributes["connection"]``, else one of our own (see
-  :func:`playlist_tools.migrations._config.connection`);
+  :func:`playlist_tools.history.connection`);
 * :func:`target_metadata`: the caller's metadata, else ``Base.metadata`` of the
   ``models`` file the ini names (a workspace's ``models.py``), else the package's models;
 * :func:`include_object`: autogenerate leaves alone tables the models don't know, and
   columns the migration history never created (analysts' own);
 * :func:`guard`: an online upgrade or downgrade that would destroy data is
-  refused inside the migration lock unless consented (:mod:`._consent`);
+  refused inside the migration lock unless consented (:mod:`._data_loss`);
 * :func:`sql_output`: ``--sql`` output, with a ``-- destroys ...`` comment above each drop;
 * :func:`process_revision_directives`: ``alembic revision`` without ``--rev-id``
   gets the next readable id (``0006`` after ``0005``), never a random one, and
@@ -44,14 +44,12 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection
 
-from playlist_tools import db
+from playlist_tools import db, history, models
 from playlist_tools.errors import MigrationError, first_line, one_line
-from playlist_tools.migrations import _config, _consent, _enums, _renames, _replay, _safe, locks
-from playlist_tools.migrations._errors import cli_errors
-from playlist_tools.migrations._offline import kept_proxies, quiet_alembic
+from playlist_tools.history import cli_errors, kept_proxies, quiet_alembic
+from playlist_tools.migrations import _data_loss, _enums, _safe, locks
 
 __all__ = [
     "ANALYST_COLUMNS_OPTION", "cli_errors", "connection", "guard", "include_object", "lock_timeout_sql", "migrating",
@@ -66,7 +64,7 @@ _log = logging.getLogger("alembic.env")
 
 def connection(config: Config) -> contextlib.AbstractContextManager[Connection]:
     """The connection migrations run on; only what is opened here is closed here."""
-    return _config.connection(config, application_name=MIGRATIONS_APPLICATION_NAME)
+    return history.connection(config, application_name=MIGRATIONS_APPLICATION_NAME)
 
 
 _loads = itertools.count()
@@ -84,8 +82,6 @@ def target_metadata(config: Config) -> sa.MetaData:
         return given
     path = config.get_main_option("models")
     if not path:
-        from playlist_tools import models
-
         return models.Base.metadata
     name = f"_playlist_tools_models_{next(_loads)}"  # a new module each time: never a stale cached one
     spec = importlib.util.spec_from_file_location(name, Path(path))
@@ -109,16 +105,14 @@ def process_revision_directives(context: MigrationContext, revision: Any, direct
     Only the command line's choice is replaced (``cmd_opts.rev_id`` is ``None``);
     an id typed, or passed by :func:`playlist_tools.migrations.revision`, stays.
     """
-    _renames.apply_renames(context, revision, directives)
+    history.apply_renames(context, revision, directives)
     _safe.make_safe(context, revision, directives)
     _enums.explicit_enum_types(context, revision, directives)
     config = context.config
     options = config.cmd_opts if config is not None else None
     if options is None or not hasattr(options, "rev_id") or options.rev_id is not None:
         return
-    from playlist_tools.migrations._revisions import next_id
-
-    first = int(next_id(ScriptDirectory.from_config(config)))
+    first = int(history.next_id(history.script_directory(config)))
     for offset, directive in enumerate(directives):
         directive.rev_id = f"{first + offset:04d}"
 
@@ -133,7 +127,7 @@ class _ObjectFilter:
     * a table the models don't know is left alone (analysts' scratch tables);
     * a column the models don't have is proposed for removal only if the
       migration history created it, i.e. it exists in the schema replayed
-      at the database's current revision (:func:`~playlist_tools.migrations._replay.template`);
+      at the database's current revision (``playlist_tools.history.template``);
       a column added by hand (an analyst's ``my_note``) is left alone, and
       so are the indexes and constraints on it. The replay happens only
       when such a column turns up (first time: one replay per revision, cached).
@@ -145,7 +139,7 @@ class _ObjectFilter:
     def __init__(self, config: Config, environment: Any) -> None:
         self._config = config
         self._environment = environment
-        self._keep = _consent.flag(
+        self._keep = _data_loss.flag(
             config, ANALYST_COLUMNS_OPTION, True,
             f"write -x {ANALYST_COLUMNS_OPTION}=false for Alembic's plain rule, or leave it out",
         )
@@ -174,7 +168,7 @@ class _ObjectFilter:
             created: set[tuple[str, str]] = set()
             for head in self._environment.get_context().get_current_heads():  # a merge: union of its branches
                 with quiet_alembic(), kept_proxies():  # a replay runs Alembic inside this run
-                    url = _replay.template(self._config, head)
+                    url = history.template(self._config, head)
                 with db.connection(url) as conn:  # a brief read: others copy from the cache
                     inspector = sa.inspect(conn)
                     created |= {
@@ -196,10 +190,10 @@ def include_object(config: Config, environment: Any) -> Any:
 
 def sql_output(config: Config) -> Any:
     """Where ``--sql`` writes: the config's buffer (else stdout), with ``-- destroys ...`` above each drop."""
-    return _consent.commenting(config.output_buffer or sys.stdout)
+    return _data_loss.commenting(config.output_buffer or sys.stdout)
 
 
-guard = _consent.guard
+guard = _data_loss.guard
 
 
 def offline_url(config: Config) -> URL | None:

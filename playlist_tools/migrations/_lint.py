@@ -31,9 +31,8 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RangeNotAncestorError
 
 from playlist_tools.errors import PlaylistToolsError, RevisionError
-from playlist_tools.migrations._config import REPO_ROOT, resolve
-from playlist_tools.migrations._errors import alembic_errors, check_revision, read_config
-from playlist_tools.migrations._runs import sql
+from playlist_tools.history import REPO_ROOT, alembic_errors, check_revision, read_config, resolve
+from playlist_tools.migrations._verbs import sql
 
 LINT_COLUMNS = ["revision", "rule", "level", "message", "help", "line"]
 """Columns of :func:`playlist_tools.migrations.lint`'s DataFrame."""

@@ -46,7 +46,7 @@ from alembic.config import Config
 from alembic.operations import ops
 
 from playlist_tools.errors import MigrationError
-from playlist_tools.migrations import _consent
+from playlist_tools.migrations._data_loss import flag
 
 __all__ = ["SAFE_OPTION", "NotedOp", "RefusedOp", "SafeOp", "make_safe", "rewrites_table"]
 
@@ -131,7 +131,7 @@ def _render_refused(autogen_context: AutogenContext, refused: RefusedOp) -> list
 def _safe_wanted(config: Config | None) -> bool:
     if config is None:
         return True
-    return _consent.flag(config, SAFE_OPTION, True, "write -x safe=false for Alembic's plain forms, or leave it out")
+    return flag(config, SAFE_OPTION, True, "write -x safe=false for Alembic's plain forms, or leave it out")
 
 
 def _rewrites(old: sa.types.TypeEngine[Any] | None, new: sa.types.TypeEngine[Any]) -> bool:

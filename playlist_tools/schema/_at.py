@@ -19,8 +19,7 @@ from alembic.config import Config
 
 from playlist_tools import db
 from playlist_tools._mermaid import MermaidDiagram
-from playlist_tools.migrations._config import resolve
-from playlist_tools.migrations._replay import template
+from playlist_tools.history import resolve, template
 from playlist_tools.schema._draw import draw
 from playlist_tools.schema._live import all_columns, columns_of, overview
 

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from alembic.config import Config
 
-from playlist_tools.migrations._renames import candidates
+from playlist_tools.history import candidates
 from playlist_tools.schema._at import SchemaAt, at
 from playlist_tools.schema._draw import Marks
 

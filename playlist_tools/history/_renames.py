@@ -26,14 +26,61 @@ from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
 from playlist_tools.errors import SettingError, one_line
-from playlist_tools.migrations._listing import object_name, paired, sql_type
 
 # Under alembic's logger, beside its own "Detected added column" lines: alembic.ini shows that one at INFO.
 _LOG = logging.getLogger("alembic.autogenerate.renames")
 
-__all__ = ["Candidate", "apply_renames", "candidates", "confirmed", "found", "requested"]
+__all__ = [
+    "Candidate", "apply_renames", "candidates", "confirmed", "found", "object_name", "op_signature", "paired",
+    "requested", "sql_type",
+]
 
 _quote = postgresql.dialect().identifier_preparer.quote
+
+
+def sql_type(value: object) -> str:
+    """A SQLAlchemy type as PostgreSQL spells it (``VARCHAR(120)``); anything else as its repr."""
+    compile_ = getattr(value, "compile", None)
+    return str(compile_(dialect=postgresql.dialect())) if compile_ else repr(value)
+
+
+def op_signature(op: Any, tables: Mapping[str, str], columns: Mapping[tuple[str, str], str]) -> tuple[Any, ...]:
+    """What an index or key is, its name aside, once ``tables`` and ``columns`` are renamed."""
+    def cols(table: str, names: Any) -> tuple[str, ...]:
+        return tuple(columns.get((table, str(getattr(c, "name", c))), str(getattr(c, "name", c))) for c in names)
+
+    if isinstance(op, ops.CreateForeignKeyOp):
+        source, referent = op.source_table, op.referent_table
+        return ("fk", tables.get(source, source), cols(source, op.local_cols), tables.get(referent, referent),
+                cols(referent, op.remote_cols), sorted(op.kw.items()))
+    table = op.table_name
+    if isinstance(op, ops.CreateIndexOp):
+        return ("index", tables.get(table, table), bool(op.unique), cols(table, op.columns))
+    if isinstance(op, ops.CreateCheckConstraintOp):
+        return ("ck", tables.get(table, table), str(op.condition))
+    return (type(op).__name__, tables.get(table, table), cols(table, getattr(op, "columns", ())))
+
+
+def object_name(op: Any) -> str:
+    """The name of a ``CreateIndexOp`` or ``AddConstraintOp``."""
+    return str(op.index_name if isinstance(op, ops.CreateIndexOp) else op.constraint_name)
+
+
+def paired(gone: list[Any], made: list[Any], tables: Mapping[str, str],
+           columns: Mapping[tuple[str, str], str]) -> list[tuple[Any, Any]]:
+    """Dropped and made objects that are one object renamed: the same definition once the renames apply.
+
+    ``gone`` and ``made`` hold tuples whose last item is a create op (a drop as its reverse);
+    objects the renames do not touch are never paired.
+    """
+    pairs, free = [], list(made)
+    for entry in gone:
+        wanted = op_signature(entry[2], tables, columns)
+        match = next((m for m in free if op_signature(m[2], {}, {}) == wanted), None)
+        if match is not None and wanted != op_signature(entry[2], {}, {}):  # and the renames touch it
+            free.remove(match)
+            pairs.append((entry, match))
+    return pairs
 
 
 def candidates(dropped: Mapping[str, Hashable], added: Mapping[str, Hashable]) -> list[tuple[str, str]]:

@@ -1,8 +1,8 @@
 """Alembic run on the side: a revision's step rendered offline, quietly, inside a run in progress.
 
-Private to :mod:`playlist_tools.migrations`: the data-loss count renders
-each step with :func:`render`; replays and impact measurements keep the
-outer run's proxies (:func:`kept_proxies`) and the log clean (:func:`quiet_alembic`).
+The data-loss count renders each step with :func:`render`; a replay started
+from inside ``alembic/env.py`` keeps the log clean with :func:`quiet_alembic`
+(and the outer run's proxies with :func:`~._alembic_private.kept_proxies`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script
 
-__all__ = ["kept_proxies", "quiet_alembic", "render"]
+from playlist_tools.history._alembic_private import kept_proxies
+
+__all__ = ["quiet_alembic", "render"]
 
 
 def render(script: Script, *, upgrade: bool = False) -> str:
@@ -54,24 +56,3 @@ def quiet_alembic() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-@contextlib.contextmanager
-def kept_proxies() -> Iterator[None]:
-    """Run Alembic inside a run of Alembic: ``alembic.op`` and ``alembic.context`` work again after.
-
-    Both are module-level proxies that an inner ``Operations.context`` or
-    ``EnvironmentContext`` installs and, on exit, *removes* instead of
-    restoring the outer one; the outer run's ``op.add_column`` (and its own
-    exit) would then fail. Only Alembic's private ``_proxy`` says which was
-    installed, so this is the one place that reads it.
-    """
-    from alembic import context, op
-
-    outer = [getattr(module, "_proxy", None) for module in (context, op)]
-    try:
-        yield
-    finally:
-        for proxy in outer:
-            if proxy is not None:
-                proxy._install_proxy()

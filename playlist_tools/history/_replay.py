@@ -1,8 +1,7 @@
 """The schema at any revision, without touching the user's database: the history replayed elsewhere.
 
-Private to :mod:`playlist_tools.migrations`; :func:`playlist_tools.schema.at`,
-:func:`~playlist_tools.migrations.impact` and
-:func:`~playlist_tools.migrations.affected_queries` build on it.
+:func:`playlist_tools.schema.at`, :func:`~playlist_tools.migrations.impact`
+and :func:`~playlist_tools.migrations.affected_queries` build on it.
 
 The history up to a revision is run (``alembic upgrade <revision>``, schema
 only, no rows) into a new database on the *same server* as the config's
@@ -28,7 +27,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import io
 import re
@@ -46,8 +44,9 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import _orphans, db
 from playlist_tools.errors import MigrationError, RevisionError, first_line, one_line, sqlstate
-from playlist_tools.migrations._config import resolve, script
-from playlist_tools.migrations._errors import alembic_errors, check_revision
+from playlist_tools.history._alembic_private import detached_copy
+from playlist_tools.history._config import resolve, script_directory
+from playlist_tools.history._errors import alembic_errors, check_revision
 
 __all__ = ["CACHE_COMMENT", "CACHE_PREFIX", "ONE_RUN_AT_A_TIME", "drop_replays", "replayed", "server_url", "template"]
 
@@ -113,11 +112,9 @@ def _exists(admin: Engine, name: str) -> bool:
 
 def _upgrade_into(cfg: Config, url: URL, revision: str) -> None:
     """``alembic upgrade revision`` into ``url``, on a copy of ``cfg`` that keeps nothing of the caller's run."""
-    replay = copy.copy(cfg)
+    replay = detached_copy(cfg, {k: cfg.attributes[k] for k in _KEPT_ATTRIBUTES if k in cfg.attributes})
     engine = db.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        # attributes is memoised in the instance dict; a new dict leaves the caller's untouched.
-        replay.__dict__["attributes"] = {k: cfg.attributes[k] for k in _KEPT_ATTRIBUTES if k in cfg.attributes}
         replay.attributes["skip_logging_config"] = True
         replay.attributes["connection"] = engine
         replay.output_buffer = io.StringIO()
@@ -141,7 +138,7 @@ def template(config: Config | None, revision: str) -> URL:
         When the role may not create databases, or the history fails to replay.
     """
     cfg = resolve(config)
-    history = script(cfg)  # read once: the revision files are parsed on every read
+    history = script_directory(cfg)  # read once: the revision files are parsed on every read
     revisions = _revisions(cfg, history, revision)
     name = _cache_name(revisions or ("base",), _digest(cfg, history, revisions))
     server = server_url(cfg)

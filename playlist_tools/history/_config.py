@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from playlist_tools import db
 from playlist_tools.errors import MigrationError
-from playlist_tools.migrations._errors import read_config
+from playlist_tools.history._errors import read_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package is installed from (editable install): alembic.ini and alembic/ live here."""
@@ -100,7 +100,7 @@ def resolve(cfg: Config | None) -> Config:
     return cfg if cfg is not None else config()
 
 
-def script(cfg: Config) -> ScriptDirectory:
+def script_directory(cfg: Config) -> ScriptDirectory:
     """The migrations folder ``cfg`` names, read afresh (notebooks add files to it)."""
     return ScriptDirectory.from_config(cfg)
 
