@@ -347,8 +347,12 @@ def test_generated_revisions_pass_squawk_with_the_safety_rules_on(ws: Workspace,
     down = migrations.sql(ws.config, "0006:0005", downgrade=True)
     assert "DROP INDEX CONCURRENTLY IF EXISTS ix_songs_composer" in down
     assert not set(SAFETY_RULES) & set(migrations.lint(ws.config, down, squawk_config=strict)["rule"])
+    assert migrations.lint(ws.config, "0006").empty  # lint() holds a new revision to those rules by itself
     # and the same rules do catch Alembic's plain forms, so the check can fail
     (ws.versions / next(ws.versions.glob("0006_*.py")).name).unlink()
     written(ws, "Plain", safe=False)
     plain = migrations.lint(ws.config, "0006", squawk_config=strict)
     assert set(SAFETY_RULES) <= set(plain["rule"]), plain.to_string()
+    by_default = migrations.lint(ws.config, "base:head")  # the repo's config: the tutorial's exclusions...
+    assert set(by_default["revision"].dropna()) == {"0006"}  # ...keep 0001-0005 clean, and 0006 is caught
+    assert set(SAFETY_RULES) <= set(by_default["rule"]), by_default.to_string()
