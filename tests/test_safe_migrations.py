@@ -356,3 +356,38 @@ def test_generated_revisions_pass_squawk_with_the_safety_rules_on(ws: Workspace,
     by_default = migrations.lint(ws.config, "base:head")  # the repo's config: the tutorial's exclusions...
     assert set(by_default["revision"].dropna()) == {"0006"}  # ...keep 0001-0005 clean, and 0006 is caught
     assert set(SAFETY_RULES) <= set(by_default["rule"]), by_default.to_string()
+
+
+def _hold_snapshot(ws: Workspace, released: threading.Event, held: threading.Event) -> None:
+    """An open transaction with a snapshot: CREATE INDEX CONCURRENTLY waits for it to end."""
+    with ws.engine.connect() as connection:
+        connection.execution_options(isolation_level="REPEATABLE READ")
+        connection.execute(sa.text("SELECT count(*) FROM playlists"))
+        held.set()
+        released.wait(30)
+        connection.rollback()
+
+
+def test_a_build_that_timed_out_waiting_is_cleaned_up_before_its_retry(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAYLIST_TOOLS_LOCK_TIMEOUT", "100ms")  # the migration's own: what a build may wait
+    monkeypatch.setenv(safe.ATTEMPTS_ENV, "20")
+    edit_models(ws, COMPOSER, "composer: Mapped[Optional[str]] = mapped_column(String(220), index=True)")
+    written(ws)
+    retried, held = _Retried(), threading.Event()
+    logger = logging.getLogger("alembic.runtime.migration")
+    logger.addHandler(retried)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    holder = threading.Thread(target=_hold_snapshot, args=(ws, retried.event, held))
+    holder.start()
+    try:
+        held.wait(30)
+        migrations.upgrade(ws.config)  # the first build times out waiting and leaves an invalid index
+    finally:
+        retried.event.set()
+        holder.join()
+        logger.removeHandler(retried)
+    assert any("lock not granted (try 1 of 20)" in message for message in retried.messages)
+    assert any("dropping the invalid index ix_songs_composer" in message for message in retried.messages)
+    assert index_valid(ws, "ix_songs_composer") is True

@@ -31,7 +31,9 @@ and does:
 * :func:`drop_constraint`: the plain drop, with the retries below.
 
 Every step is its own transaction, runs with a short ``lock_timeout``
-(:data:`LOCK_TIMEOUT_ENV`, default 500ms) and, when the lock is not granted,
+(:data:`LOCK_TIMEOUT_ENV`, default 500ms; the steps under SHARE UPDATE
+EXCLUSIVE, which hold up no reader or writer while they wait, keep the
+migration's) and, when the lock is not granted,
 tries again after a growing pause (:data:`ATTEMPTS_ENV` tries in all,
 default 5): a step never sits in the lock queue in front of every reader
 for long. When it never gets its lock, the run stops with one line naming
@@ -107,8 +109,15 @@ def _outside_transaction() -> Iterator[None]:
         yield
 
 
-def step(description: str, action: Callable[[], object]) -> None:
+def step(description: str, action: Callable[[], object], *, blocks_writers: bool = True) -> None:
     """Run ``action`` (one statement, outside any transaction) with a short ``lock_timeout``, retried.
+
+    ``blocks_writers=False`` is for the steps whose lock is SHARE UPDATE
+    EXCLUSIVE (``CREATE``/``DROP INDEX CONCURRENTLY``, ``VALIDATE
+    CONSTRAINT``): waiting for it, or for older transactions to end as
+    ``CONCURRENTLY`` must, holds up no reader or writer, so such a step keeps
+    the migration's own ``lock_timeout`` (10s by default) rather than the
+    short one, and a long report query does not make it fail.
 
     Used inside :func:`_outside_transaction`. Only "lock not available"
     (SQLSTATE 55P03) is retried, after 0.2 s, 0.4 s, 0.8 s, ... (with jitter);
@@ -127,6 +136,8 @@ def step(description: str, action: Callable[[], object]) -> None:
     timeout_ms, attempts = _settings()
     connection = op.get_bind()
     previous = connection.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar_one()
+    if not blocks_writers:
+        timeout_ms = max(timeout_ms, locks.lock_timeout_ms(previous if previous != "0" else 0))
     try:
         for attempt in range(1, attempts + 1):
             connection.exec_driver_sql(f"SET lock_timeout = '{locks.render_timeout(timeout_ms)}'")
@@ -169,12 +180,15 @@ WHERE k.conname = :name AND c.relname = :table AND n.nspname = coalesce(:schema,
 
 
 def _drop_invalid_index(index_name: str, schema: str | None) -> None:
-    """Drop an invalid index of this name: what a failed or cancelled concurrent build leaves behind."""
+    """Drop an invalid index of this name: what a failed or cancelled concurrent build leaves behind.
+
+    Called inside the build's own step, so a build that timed out waiting
+    (which leaves an invalid index too) is cleaned up before its retry.
+    """
     if _offline() or _catalog(_INDEX_VALID, name=index_name, schema=schema) is not False:
         return
     _log.info("dropping the invalid index %s left by an earlier build", index_name)
-    step(f"DROP INDEX CONCURRENTLY {index_name} (invalid, left by a failed build)",
-         lambda: op.drop_index(index_name, schema=schema, postgresql_concurrently=True, if_exists=True))
+    op.drop_index(index_name, schema=schema, postgresql_concurrently=True, if_exists=True)
 
 
 def create_index(
@@ -184,12 +198,15 @@ def create_index(
     """``op.create_index`` as ``CREATE INDEX CONCURRENTLY IF NOT EXISTS``; an invalid leftover is rebuilt."""
     if index_name is None:
         raise LockTimeoutError(f"an index on {table_name} needs a name to be built safely; name it in the models")
-    with _outside_transaction():
+    def build() -> None:
         _drop_invalid_index(index_name, schema)
-        step(f"CREATE INDEX CONCURRENTLY {index_name} ON {table_name}", lambda: op.create_index(
+        op.create_index(
             index_name, table_name, columns, schema=schema, unique=unique,
             postgresql_concurrently=True, if_not_exists=True, **kw,
-        ))
+        )
+
+    with _outside_transaction():
+        step(f"CREATE INDEX CONCURRENTLY {index_name} ON {table_name}", build, blocks_writers=False)
 
 
 def drop_index(index_name: str, table_name: str | None = None, *, schema: str | None = None, **kw: Any) -> None:
@@ -197,7 +214,7 @@ def drop_index(index_name: str, table_name: str | None = None, *, schema: str | 
     with _outside_transaction():
         step(f"DROP INDEX CONCURRENTLY {index_name}", lambda: op.drop_index(
             index_name, table_name=table_name, schema=schema, postgresql_concurrently=True, if_exists=True, **kw,
-        ))
+        ), blocks_writers=False)
 
 
 def _constraint_state(name: str, table_name: str, schema: str | None) -> bool | None:
@@ -210,7 +227,7 @@ def _constraint_state(name: str, table_name: str, schema: str | None) -> bool | 
 def _validate(constraint_name: str, table_name: str, schema: str | None) -> None:
     step(f"VALIDATE CONSTRAINT {constraint_name} ON {table_name}", lambda: op.execute(
         f"ALTER TABLE {_table(table_name, schema)} VALIDATE CONSTRAINT {_quote(constraint_name)}"
-    ))
+    ), blocks_writers=False)
 
 
 def create_foreign_key(
@@ -296,10 +313,10 @@ def create_unique_constraint(
     """``op.create_unique_constraint`` as a unique index built concurrently, then ``ADD CONSTRAINT ... USING INDEX``."""
     if constraint_name is None:
         raise LockTimeoutError(f"a unique constraint on {table_name} needs a name to be added safely; name it")
-    if _constraint_state(constraint_name, table_name, schema) is not None:
-        return
     create_index(constraint_name, table_name, list(columns), schema=schema, unique=True)
     with _outside_transaction():
+        if _constraint_state(constraint_name, table_name, schema) is not None:
+            return  # done by an earlier run (its index became the constraint's)
         step(f"ADD CONSTRAINT {constraint_name} ON {table_name} USING INDEX", lambda: op.execute(
             f"ALTER TABLE {_table(table_name, schema)} ADD CONSTRAINT {_quote(constraint_name)} "
             f"UNIQUE USING INDEX {_quote(constraint_name)}"
