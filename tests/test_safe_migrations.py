@@ -391,3 +391,23 @@ def test_a_build_that_timed_out_waiting_is_cleaned_up_before_its_retry(
     assert any("lock not granted (try 1 of 20)" in message for message in retried.messages)
     assert any("dropping the invalid index ix_songs_composer" in message for message in retried.messages)
     assert index_valid(ws, "ix_songs_composer") is True
+
+
+def test_impact_shows_what_each_safe_step_really_takes(ws: Workspace) -> None:
+    edit_models(ws, COMPOSER, "composer: Mapped[str] = mapped_column(String(220), index=True)")
+    written(ws)
+    plan = migrations.impact(ws.config, "head")
+    rows = {
+        sql.split("\n")[-1][:60]: (lock, scans)
+        for sql, lock, scans in zip(plan["sql"], plan["lock"], plan["scans"], strict=True)
+    }
+
+    def taken(start: str) -> tuple[object, object]:
+        found = [value for key, value in rows.items() if key.startswith(start)]
+        assert len(found) == 1, (start, rows)
+        return found[0]
+
+    assert taken("ALTER TABLE songs ADD CONSTRAINT ck_songs_composer_not_null") == ("ACCESS EXCLUSIVE", False)
+    assert taken("ALTER TABLE songs VALIDATE CONSTRAINT") == ("SHARE UPDATE EXCLUSIVE", True)
+    assert taken("ALTER TABLE songs ALTER COLUMN composer SET NOT NULL") == ("ACCESS EXCLUSIVE", False)  # no scan
+    assert taken("CREATE INDEX CONCURRENTLY") == ("SHARE UPDATE EXCLUSIVE", True)

@@ -49,12 +49,11 @@ or retries.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,27 +101,40 @@ def _table(table_name: str, schema: str | None) -> str:
     return f"{_quote(schema)}.{_quote(table_name)}" if schema else _quote(table_name)
 
 
-@contextlib.contextmanager
-def _outside_transaction() -> Iterator[None]:
-    """Alembic's ``autocommit_block``: each statement in it is its own transaction."""
+def _autocommit() -> bool:
+    return op.get_bind().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def _between_transactions() -> None:
+    """Commit the transaction so far (the migration's, or a step's) and begin a new one.
+
+    Alembic's public ``autocommit_block()``, left at once: it commits on
+    entry and begins again on exit (``--sql``: ``COMMIT;`` then ``BEGIN;``).
+    """
     with op.get_context().autocommit_block():
-        yield
+        pass
 
 
-def step(description: str, action: Callable[[], object], *, blocks_writers: bool = True) -> None:
-    """Run ``action`` (one statement, outside any transaction) with a short ``lock_timeout``, retried.
+def step(description: str, action: Callable[[], object], *, blocks_writers: bool = True,
+         concurrently: bool = False) -> None:
+    """Run ``action`` (one statement) as a step of its own, with a short ``lock_timeout``, retried.
+
+    A step is its own transaction (``SET LOCAL lock_timeout``, the statement,
+    ``COMMIT``), or with ``concurrently=True`` runs outside any transaction
+    in Alembic's ``autocommit_block()`` (``CONCURRENTLY`` and ``ADD VALUE``
+    need that; the session's ``lock_timeout`` is put back afterwards).
 
     ``blocks_writers=False`` is for the steps whose lock is SHARE UPDATE
     EXCLUSIVE (``CREATE``/``DROP INDEX CONCURRENTLY``, ``VALIDATE
     CONSTRAINT``): waiting for it, or for older transactions to end as
     ``CONCURRENTLY`` must, holds up no reader or writer, so such a step keeps
-    the migration's own ``lock_timeout`` (10s by default) rather than the
-    short one, and a long report query does not make it fail.
+    the migration's own ``lock_timeout`` (10s by default) when that is
+    longer, and a long report query does not make it fail.
 
-    Used inside :func:`_outside_transaction`. Only "lock not available"
-    (SQLSTATE 55P03) is retried, after 0.2 s, 0.4 s, 0.8 s, ... (with jitter);
-    any other error stops the run at once. The session's ``lock_timeout``
-    is put back afterwards. With ``--sql`` the action just writes its SQL.
+    Only "lock not available" (SQLSTATE 55P03) is retried, after 0.2 s,
+    0.4 s, 0.8 s, ... (with jitter), holding no lock in between; any other
+    error stops the run at once. With ``--sql`` the action just writes its
+    SQL (between ``COMMIT;`` and ``BEGIN;``).
 
     Raises
     ------
@@ -130,23 +142,35 @@ def step(description: str, action: Callable[[], object], *, blocks_writers: bool
         When the lock is still not granted after the last try: one line
         naming ``description`` and what to do.
     """
+    if concurrently:
+        with op.get_context().autocommit_block():
+            _retried(description, action, blocks_writers, transaction=False)
+        return
+    _between_transactions()
+    _retried(description, action, blocks_writers, transaction=True)
+    _between_transactions()
+
+
+def _retried(description: str, action: Callable[[], object], blocks_writers: bool, *, transaction: bool) -> None:
     if _offline():
         action()
         return
     timeout_ms, attempts = _settings()
-    connection = op.get_bind()
-    previous = connection.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar_one()
+    previous = op.get_bind().exec_driver_sql("SELECT current_setting('lock_timeout')").scalar_one()
     if not blocks_writers:
         timeout_ms = max(timeout_ms, locks.lock_timeout_ms(previous if previous != "0" else 0))
+    setting = f"SET {'LOCAL ' if transaction else ''}lock_timeout = '{locks.render_timeout(timeout_ms)}'"
     try:
         for attempt in range(1, attempts + 1):
-            connection.exec_driver_sql(f"SET lock_timeout = '{locks.render_timeout(timeout_ms)}'")
+            op.get_bind().exec_driver_sql(setting)
             try:
                 action()
                 return
             except sa.exc.DBAPIError as err:
                 if sqlstate(err) != _LOCK_NOT_AVAILABLE:
                     raise
+                if transaction:
+                    _between_transactions()  # PostgreSQL rolls the failed one back; the next try starts afresh
                 if attempt == attempts:
                     raise LockTimeoutError(
                         f"{description}: lock not granted in {attempts} tries of "
@@ -158,12 +182,16 @@ def step(description: str, action: Callable[[], object], *, blocks_writers: bool
                 _log.info("%s: lock not granted (try %d of %d); again in %.1fs", description, attempt, attempts, pause)
                 time.sleep(pause)
     finally:
-        connection.execute(sa.text("SELECT set_config('lock_timeout', :value, false)"), {"value": previous})
+        if not transaction:
+            op.get_bind().execute(sa.text("SELECT set_config('lock_timeout', :value, false)"), {"value": previous})
 
 
 def _catalog(sql: str, **params: object) -> Any:
-    """One value from the catalog (online only)."""
-    return op.get_bind().execute(sa.text(sql), params).scalar()
+    """One value from the catalog (online only), read outside any transaction so that none is left open."""
+    if _autocommit():
+        return op.get_bind().execute(sa.text(sql), params).scalar()
+    with op.get_context().autocommit_block():
+        return op.get_bind().execute(sa.text(sql), params).scalar()
 
 
 _INDEX_VALID = """
@@ -205,16 +233,14 @@ def create_index(
             postgresql_concurrently=True, if_not_exists=True, **kw,
         )
 
-    with _outside_transaction():
-        step(f"CREATE INDEX CONCURRENTLY {index_name} ON {table_name}", build, blocks_writers=False)
+    step(f"CREATE INDEX CONCURRENTLY {index_name} ON {table_name}", build, blocks_writers=False, concurrently=True)
 
 
 def drop_index(index_name: str, table_name: str | None = None, *, schema: str | None = None, **kw: Any) -> None:
     """``op.drop_index`` as ``DROP INDEX CONCURRENTLY IF EXISTS``."""
-    with _outside_transaction():
-        step(f"DROP INDEX CONCURRENTLY {index_name}", lambda: op.drop_index(
-            index_name, table_name=table_name, schema=schema, postgresql_concurrently=True, if_exists=True, **kw,
-        ), blocks_writers=False)
+    step(f"DROP INDEX CONCURRENTLY {index_name}", lambda: op.drop_index(
+        index_name, table_name=table_name, schema=schema, postgresql_concurrently=True, if_exists=True, **kw,
+    ), blocks_writers=False, concurrently=True)
 
 
 def _constraint_state(name: str, table_name: str, schema: str | None) -> bool | None:
@@ -237,15 +263,14 @@ def create_foreign_key(
     """``op.create_foreign_key`` as ``ADD ... NOT VALID`` then ``VALIDATE CONSTRAINT``, each its own transaction."""
     if constraint_name is None:
         raise LockTimeoutError(f"a foreign key on {source_table} needs a name to be added safely; name it")
-    with _outside_transaction():
-        state = _constraint_state(constraint_name, source_table, source_schema)
-        if state is None:
-            step(f"ADD CONSTRAINT {constraint_name} ON {source_table} NOT VALID", lambda: op.create_foreign_key(
-                constraint_name, source_table, referent_table, local_cols, remote_cols,
-                source_schema=source_schema, postgresql_not_valid=True, **kw,
-            ))
-        if state is not True:
-            _validate(constraint_name, source_table, source_schema)
+    state = _constraint_state(constraint_name, source_table, source_schema)
+    if state is None:
+        step(f"ADD CONSTRAINT {constraint_name} ON {source_table} NOT VALID", lambda: op.create_foreign_key(
+            constraint_name, source_table, referent_table, local_cols, remote_cols,
+            source_schema=source_schema, postgresql_not_valid=True, **kw,
+        ))
+    if state is not True:
+        _validate(constraint_name, source_table, source_schema)
 
 
 def create_check_constraint(
@@ -254,14 +279,13 @@ def create_check_constraint(
     """``op.create_check_constraint`` as ``ADD ... NOT VALID`` then ``VALIDATE CONSTRAINT``."""
     if constraint_name is None:
         raise LockTimeoutError(f"a check constraint on {table_name} needs a name to be added safely; name it")
-    with _outside_transaction():
-        state = _constraint_state(constraint_name, table_name, schema)
-        if state is None:
-            step(f"ADD CONSTRAINT {constraint_name} ON {table_name} NOT VALID", lambda: op.create_check_constraint(
-                constraint_name, table_name, condition, schema=schema, postgresql_not_valid=True, **kw,
-            ))
-        if state is not True:
-            _validate(constraint_name, table_name, schema)
+    state = _constraint_state(constraint_name, table_name, schema)
+    if state is None:
+        step(f"ADD CONSTRAINT {constraint_name} ON {table_name} NOT VALID", lambda: op.create_check_constraint(
+            constraint_name, table_name, condition, schema=schema, postgresql_not_valid=True, **kw,
+        ))
+    if state is not True:
+        _validate(constraint_name, table_name, schema)
 
 
 def not_null_check_name(table_name: str, column_name: str) -> str:
@@ -284,27 +308,26 @@ def set_not_null(table_name: str, column_name: str, *, schema: str | None = None
     """
     check = not_null_check_name(table_name, column_name)
     table, column = _table(table_name, schema), _quote(column_name)
-    with _outside_transaction():
-        if not _offline() and _catalog(
-            "SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = to_regclass(:table) AND a.attname = :column",
-            table=table, column=column_name,
-        ):
-            return
-        state = _constraint_state(check, table_name, schema)
-        if state is None:
-            step(f"ADD CONSTRAINT {check} ON {table_name} NOT VALID", lambda: op.execute(
-                f"ALTER TABLE {table} ADD CONSTRAINT {_quote(check)} CHECK ({column} IS NOT NULL) NOT VALID"
-            ))
-        if state is not True:
-            _validate(check, table_name, schema)
-        step(f"SET NOT NULL on {table_name}.{column_name}", lambda: op.execute(
-            f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL"
+    if not _offline() and _catalog(
+        "SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = to_regclass(:table) AND a.attname = :column",
+        table=table, column=column_name,
+    ):
+        return
+    state = _constraint_state(check, table_name, schema)
+    if state is None:
+        step(f"ADD CONSTRAINT {check} ON {table_name} NOT VALID", lambda: op.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT {_quote(check)} CHECK ({column} IS NOT NULL) NOT VALID"
         ))
-        # squawk's ban-drop-constraint guards a guarantee clients rely on; this check was the step's own,
-        # and NOT NULL holds the same guarantee now.
-        step(f"DROP CONSTRAINT {check} ON {table_name}", lambda: op.execute(
-            f"-- squawk-ignore ban-drop-constraint\nALTER TABLE {table} DROP CONSTRAINT IF EXISTS {_quote(check)}"
-        ))
+    if state is not True:
+        _validate(check, table_name, schema)
+    step(f"SET NOT NULL on {table_name}.{column_name}", lambda: op.execute(
+        f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL"
+    ))
+    # squawk's ban-drop-constraint guards a guarantee clients rely on; this check was the step's own,
+    # and NOT NULL holds the same guarantee now.
+    step(f"DROP CONSTRAINT {check} ON {table_name}", lambda: op.execute(
+        f"-- squawk-ignore ban-drop-constraint\nALTER TABLE {table} DROP CONSTRAINT IF EXISTS {_quote(check)}"
+    ))
 
 
 def create_unique_constraint(
@@ -314,22 +337,20 @@ def create_unique_constraint(
     if constraint_name is None:
         raise LockTimeoutError(f"a unique constraint on {table_name} needs a name to be added safely; name it")
     create_index(constraint_name, table_name, list(columns), schema=schema, unique=True)
-    with _outside_transaction():
-        if _constraint_state(constraint_name, table_name, schema) is not None:
-            return  # done by an earlier run (its index became the constraint's)
-        step(f"ADD CONSTRAINT {constraint_name} ON {table_name} USING INDEX", lambda: op.execute(
-            f"ALTER TABLE {_table(table_name, schema)} ADD CONSTRAINT {_quote(constraint_name)} "
-            f"UNIQUE USING INDEX {_quote(constraint_name)}"
-        ))
+    if _constraint_state(constraint_name, table_name, schema) is not None:
+        return  # done by an earlier run (its index became the constraint's)
+    step(f"ADD CONSTRAINT {constraint_name} ON {table_name} USING INDEX", lambda: op.execute(
+        f"ALTER TABLE {_table(table_name, schema)} ADD CONSTRAINT {_quote(constraint_name)} "
+        f"UNIQUE USING INDEX {_quote(constraint_name)}"
+    ))
 
 
 def drop_constraint(constraint_name: str, table_name: str, type_: str | None = None, *,
                     schema: str | None = None, **kw: Any) -> None:
     """``op.drop_constraint`` in its own transaction, with the short ``lock_timeout`` and retries."""
-    with _outside_transaction():
-        step(f"DROP CONSTRAINT {constraint_name} ON {table_name}", lambda: op.drop_constraint(
-            constraint_name, table_name, type_=type_, schema=schema, **kw,
-        ))
+    step(f"DROP CONSTRAINT {constraint_name} ON {table_name}", lambda: op.drop_constraint(
+        constraint_name, table_name, type_=type_, schema=schema, **kw,
+    ))
 
 
 def _literal(value: str) -> str:
@@ -345,10 +366,9 @@ def add_enum_value(type_name: str, value: str, *, before: str | None = None, aft
     commits; so it runs on its own (it changes only the catalog).
     """
     where = f" BEFORE {_literal(before)}" if before else f" AFTER {_literal(after)}" if after else ""
-    with _outside_transaction():
-        step(f"ALTER TYPE {type_name} ADD VALUE {value!r}", lambda: op.execute(
-            f"ALTER TYPE {_table(type_name, schema)} ADD VALUE IF NOT EXISTS {_literal(value)}{where}"
-        ))
+    step(f"ALTER TYPE {type_name} ADD VALUE {value!r}", lambda: op.execute(
+        f"ALTER TYPE {_table(type_name, schema)} ADD VALUE IF NOT EXISTS {_literal(value)}{where}"
+    ), concurrently=True)
 
 
 def swap_enum(type_name: str, values: Sequence[str], *, columns: Sequence[Sequence[str]],
