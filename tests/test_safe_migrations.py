@@ -411,3 +411,23 @@ def test_impact_shows_what_each_safe_step_really_takes(ws: Workspace) -> None:
     assert taken("ALTER TABLE songs VALIDATE CONSTRAINT") == ("SHARE UPDATE EXCLUSIVE", True)
     assert taken("ALTER TABLE songs ALTER COLUMN composer SET NOT NULL") == ("ACCESS EXCLUSIVE", False)  # no scan
     assert taken("CREATE INDEX CONCURRENTLY") == ("SHARE UPDATE EXCLUSIVE", True)
+
+
+def test_a_check_constraint_is_added_not_valid_then_validated(ws: Workspace) -> None:
+    # Alembic's autogenerate does not compare check constraints, so this revision is written by hand,
+    # as autogenerate's rewriter would write a CreateCheckConstraintOp.
+    (ws.versions / "0006_priced.py").write_text(
+        '"""Priced"""\nfrom alembic import op\nfrom playlist_tools.migrations import safe\n\n'
+        'revision = "0006"\ndown_revision = "0005"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        'def upgrade() -> None:\n'
+        '    safe.create_check_constraint("ck_songs_priced", "songs", "unit_price >= 0")\n\n\n'
+        'def downgrade() -> None:\n'
+        '    safe.drop_constraint("ck_songs_priced", "songs", type_="check")\n'
+    )
+    sql = migrations.sql(ws.config, "0005:0006")
+    # the models' naming convention makes the name ck_songs_<given>, as op.create_check_constraint would
+    assert "ADD CONSTRAINT ck_songs_ck_songs_priced CHECK (unit_price >= 0) NOT VALID" in sql
+    assert "VALIDATE CONSTRAINT ck_songs_ck_songs_priced" in sql
+    round_trip(ws, lambda: constraint(ws, "ck_songs_ck_songs_priced") == ("c", True),
+               lambda: constraint(ws, "ck_songs_ck_songs_priced") is None)
+    assert constraint(ws, "ck_songs_ck_songs_priced") == ("c", True)

@@ -58,6 +58,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.operations import Operations
 
 from playlist_tools.errors import DataLossError, LockTimeoutError, sqlstate
 from playlist_tools.migrations import locks
@@ -99,6 +100,16 @@ def _quote(name: str) -> str:
 
 def _table(table_name: str, schema: str | None) -> str:
     return f"{_quote(schema)}.{_quote(table_name)}" if schema else _quote(table_name)
+
+
+def _schema_objects() -> Any:
+    """Alembic's constraint builder for this migration: it names a constraint as ``op.create_*`` will.
+
+    A name given without ``op.f()`` goes through the models' naming convention
+    (``ck_%(table_name)s_%(constraint_name)s``), so ``VALIDATE`` must use the
+    name that results, not the one given.
+    """
+    return Operations(op.get_context()).schema_obj
 
 
 def _autocommit() -> bool:
@@ -263,14 +274,17 @@ def create_foreign_key(
     """``op.create_foreign_key`` as ``ADD ... NOT VALID`` then ``VALIDATE CONSTRAINT``, each its own transaction."""
     if constraint_name is None:
         raise LockTimeoutError(f"a foreign key on {source_table} needs a name to be added safely; name it")
-    state = _constraint_state(constraint_name, source_table, source_schema)
+    final = str(_schema_objects().foreign_key_constraint(
+        constraint_name, source_table, referent_table, local_cols, remote_cols, source_schema=source_schema,
+    ).name)
+    state = _constraint_state(final, source_table, source_schema)
     if state is None:
-        step(f"ADD CONSTRAINT {constraint_name} ON {source_table} NOT VALID", lambda: op.create_foreign_key(
+        step(f"ADD CONSTRAINT {final} ON {source_table} NOT VALID", lambda: op.create_foreign_key(
             constraint_name, source_table, referent_table, local_cols, remote_cols,
             source_schema=source_schema, postgresql_not_valid=True, **kw,
         ))
     if state is not True:
-        _validate(constraint_name, source_table, source_schema)
+        _validate(final, source_table, source_schema)
 
 
 def create_check_constraint(
@@ -279,13 +293,14 @@ def create_check_constraint(
     """``op.create_check_constraint`` as ``ADD ... NOT VALID`` then ``VALIDATE CONSTRAINT``."""
     if constraint_name is None:
         raise LockTimeoutError(f"a check constraint on {table_name} needs a name to be added safely; name it")
-    state = _constraint_state(constraint_name, table_name, schema)
+    final = str(_schema_objects().check_constraint(constraint_name, table_name, condition, schema=schema).name)
+    state = _constraint_state(final, table_name, schema)
     if state is None:
-        step(f"ADD CONSTRAINT {constraint_name} ON {table_name} NOT VALID", lambda: op.create_check_constraint(
+        step(f"ADD CONSTRAINT {final} ON {table_name} NOT VALID", lambda: op.create_check_constraint(
             constraint_name, table_name, condition, schema=schema, postgresql_not_valid=True, **kw,
         ))
     if state is not True:
-        _validate(constraint_name, table_name, schema)
+        _validate(final, table_name, schema)
 
 
 def not_null_check_name(table_name: str, column_name: str) -> str:
@@ -336,6 +351,7 @@ def create_unique_constraint(
     """``op.create_unique_constraint`` as a unique index built concurrently, then ``ADD CONSTRAINT ... USING INDEX``."""
     if constraint_name is None:
         raise LockTimeoutError(f"a unique constraint on {table_name} needs a name to be added safely; name it")
+    constraint_name = str(_schema_objects().unique_constraint(constraint_name, table_name, columns, schema=schema).name)
     create_index(constraint_name, table_name, list(columns), schema=schema, unique=True)
     if _constraint_state(constraint_name, table_name, schema) is not None:
         return  # done by an earlier run (its index became the constraint's)
