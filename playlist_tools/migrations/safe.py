@@ -130,8 +130,9 @@ def step(description: str, action: Callable[[], object], *, blocks_writers: bool
          concurrently: bool = False) -> None:
     """Run ``action`` (one statement) as a step of its own, with a short ``lock_timeout``, retried.
 
-    A step is its own transaction (``SET LOCAL lock_timeout``, the statement,
-    ``COMMIT``), or with ``concurrently=True`` runs outside any transaction
+    A step is its own transaction (``SET LOCAL lock_timeout``, ``SET LOCAL
+    synchronous_commit = off`` so that its lock ends without waiting for the
+    disk, the statement, ``COMMIT``), or with ``concurrently=True`` runs outside any transaction
     in Alembic's ``autocommit_block()`` (``CONCURRENTLY`` and ``ADD VALUE``
     need that; the session's ``lock_timeout`` is put back afterwards).
 
@@ -174,6 +175,12 @@ def _retried(description: str, action: Callable[[], object], blocks_writers: boo
     try:
         for attempt in range(1, attempts + 1):
             op.get_bind().exec_driver_sql(setting)
+            if transaction:
+                # The step's strong lock lasts until its COMMIT, and a COMMIT waits for the WAL to reach the
+                # disk: on a busy server, hundreds of ms with every writer queued behind the lock. Not waiting
+                # is safe here: a step lost in a crash is redone by the rerun (each checks the catalog first),
+                # and the migration is recorded as done only by Alembic's own, synchronous, last commit.
+                op.get_bind().exec_driver_sql("SET LOCAL synchronous_commit = off")
             try:
                 action()
                 return
