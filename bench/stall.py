@@ -202,7 +202,8 @@ def table(results: list[dict[str, object]], args: argparse.Namespace) -> str:
         "(blocks inserts), the SHARE ROW EXCLUSIVE of `ADD FOREIGN KEY` on both tables (blocks inserts and the "
         "song updates) and the ACCESS EXCLUSIVE of `SET NOT NULL` (blocks everything) are all held until it "
         "commits, through every scan. Ours takes each brief lock in its own transaction with a 500 ms "
-        "`lock_timeout` and retries, committing without waiting for the WAL flush; the scans (`CREATE INDEX CONCURRENTLY`, `VALIDATE CONSTRAINT`) run under "
+        "`lock_timeout` and retries, committing without waiting for the WAL flush; the scans "
+        "(`CREATE INDEX CONCURRENTLY`, `VALIDATE CONSTRAINT`) run under "
         "SHARE UPDATE EXCLUSIVE, which lets reads and writes go on; `SET NOT NULL` finds the validated check "
         "and skips its scan. What remains of a stall is a writer waiting for a catalog-only step's lock, "
         "and CPU contention on a busy machine.",
