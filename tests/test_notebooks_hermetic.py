@@ -28,7 +28,7 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 pytestmark = pytest.mark.once  # the notebook files and their cleanup do not depend on the server's version
 WALKTHROUGH = [
     "01-setup.ipynb", "02-the-initial-migration.ipynb",
-    "04-adding-a-column.ipynb", "07-models-and-database-in-sync.ipynb",
+    "04-adding-a-column.ipynb", "07-models-and-database-in-sync.ipynb", "09-migrating-a-live-database.ipynb",
 ]
 """The notebooks that make a workspace and write revisions or models.py into it (05 and 06 only read theirs)."""
 

@@ -56,6 +56,9 @@ class RunOptions:
     on_version_apply: tuple[Callable[..., Any], ...] = ()
     """Alembic's ``on_version_apply`` hooks: each hears of every revision the run applies, inside the lock."""
 
+    safe: bool | None = None
+    """Lock-safe forms in autogenerate (``True``) or Alembic's plain ones; ``None``: ``-x safe=``, the ini, else yes."""
+
     lock_timeout: str | int | None = None
     """``lock_timeout`` for this run (``"10s"``, milliseconds); ``None``: ``$PLAYLIST_TOOLS_LOCK_TIMEOUT`` or 10 s."""
 

@@ -14,7 +14,9 @@ ours live here, where they are typed, documented and tested:
   refused inside the migration lock unless consented (:mod:`._data_loss`);
 * :func:`sql_output`: ``--sql`` output, with a ``-- destroys ...`` comment above each drop;
 * :func:`process_revision_directives`: ``alembic revision`` without ``--rev-id``
-  gets the next readable id (``0006`` after ``0005``), never a random one;
+  gets the next readable id (``0006`` after ``0005``), never a random one, and
+  the lock-safe form of each risky operation (:mod:`._safe`; ``-x safe=false``: plain);
+  PostgreSQL enums are compared and written both ways (:mod:`._enums`, registered on import);
 * :func:`migrating`: the migration lock and ``lock_timeout`` around a run,
   and one line for a migration the database refused;
 * :func:`offline_url` and :func:`lock_timeout_sql` for ``--sql`` output;
@@ -47,7 +49,7 @@ from sqlalchemy.engine import URL, Connection
 from playlist_tools import db, history, models
 from playlist_tools.errors import MigrationError, first_line, one_line
 from playlist_tools.history import cli_errors, kept_proxies, quiet_alembic, run_options
-from playlist_tools.migrations import _data_loss, locks
+from playlist_tools.migrations import _data_loss, _enums, _safe, locks
 
 __all__ = [
     "ANALYST_COLUMNS_OPTION", "cli_errors", "connection", "guard", "include_object", "lock_timeout_sql", "migrating",
@@ -104,6 +106,8 @@ def process_revision_directives(context: MigrationContext, revision: Any, direct
     an id typed, or passed by :func:`playlist_tools.migrations.revision`, stays.
     """
     history.apply_renames(context, revision, directives)
+    _safe.make_safe(context, revision, directives)
+    _enums.explicit_enum_types(context, revision, directives)
     config = context.config
     options = config.cmd_opts if config is not None else None
     if options is None or not hasattr(options, "rev_id") or options.rev_id is not None:

@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,33 @@ LINT_COLUMNS = ["revision", "rule", "level", "message", "help", "line"]
 
 CONFIG_NAME = ".squawk.toml"
 """squawk's own config file name, so that ``squawk`` run by hand finds it too."""
+
+SAFETY_RULES = (
+    "require-concurrent-index-creation", "adding-not-nullable-field", "constraint-missing-not-valid",
+    "adding-foreign-key-constraint", "disallowed-unique-constraint",
+)
+"""Rules a new revision must pass even where the squawk config leaves them out.
+
+The tutorial's committed revisions (the ids in the repo's ``alembic/versions``)
+keep ``.squawk.toml``'s documented exclusions; every other revision is linted
+again with these five switched on, because autogenerate now writes the
+lock-safe forms (:mod:`playlist_tools.migrations.safe`) that pass them.
+"""
+
+
+def _tutorial_revisions() -> set[str]:
+    return {path.name.split("_", 1)[0] for path in (REPO_ROOT / "alembic" / "versions").glob("*.py")}
+
+
+def _strict(settings: Path | None, folder: Path) -> Path:
+    """A copy of ``settings`` (squawk's TOML) with :data:`SAFETY_RULES` taken out of ``excluded_rules``."""
+    text = settings.read_text() if settings is not None else ""
+    for rule in SAFETY_RULES:
+        text = re.sub(rf'"{re.escape(rule)}"\s*,?', "", text)
+    strict = folder / CONFIG_NAME
+    strict.write_text(text)
+    return strict
+
 
 _MARKER = re.compile(r"^-- Running upgrade (?:\S+ )?-> (?P<revision>\S+)", re.MULTILINE)
 
@@ -176,7 +204,9 @@ def lint(
     """Run squawk over the offline SQL of a revision range, or over SQL text.
 
     ``playlist-tools lint RANGE`` on the command line. The rules, and the
-    reason for each one left out, are in the repo's ``.squawk.toml``.
+    reason for each one left out, are in the repo's ``.squawk.toml``; a
+    revision that is not one of the tutorial's committed ones is also held
+    to :data:`SAFETY_RULES` (``CONCURRENTLY``, ``NOT VALID``, ...).
 
     Parameters
     ----------
@@ -221,4 +251,13 @@ def lint(
     settings = Path(squawk_config) if squawk_config is not None else config_path(cfg)
     if is_sql(sql_or_range):
         return findings(sql_or_range, settings, by_revision=False)
-    return findings(sql(cfg, as_range(cfg, sql_or_range)), settings)
+    text = sql(cfg, as_range(cfg, sql_or_range))
+    found = findings(text, settings)
+    tutorial = _tutorial_revisions()
+    if all(owner is None or owner in tutorial for owner in _revisions_by_line(text)):
+        return found
+    with tempfile.TemporaryDirectory(prefix="playlist-tools-squawk-") as folder:
+        strict = findings(text, _strict(settings, Path(folder)))
+    new = strict[strict["rule"].isin(SAFETY_RULES) & strict["revision"].notna()
+                 & ~strict["revision"].isin(sorted(tutorial))]
+    return pd.concat([found, new]).sort_values("line", kind="stable").reset_index(drop=True)

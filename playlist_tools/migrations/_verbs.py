@@ -420,9 +420,11 @@ def _require_head(cfg: Config, script: ScriptDirectory) -> None:
         )
 
 
-def _with(cfg: Config, metadata: sa.MetaData | None, renames: Mapping[str, str] | None) -> Config:
-    """A copy of ``cfg`` for one autogenerate: these renames, and these models when given; ``cfg`` stays as it was."""
-    run = with_run_options(cfg, renames=renames)
+def _with(
+    cfg: Config, metadata: sa.MetaData | None, renames: Mapping[str, str] | None, *, safe: bool | None = None
+) -> Config:
+    """A copy of ``cfg`` for one autogenerate: these renames and ``safe``, these models if given; ``cfg`` unchanged."""
+    run = with_run_options(cfg, renames=renames, safe=safe)
     if metadata is not None:
         run.attributes["target_metadata"] = metadata  # the copy's own attributes: Alembic's key for the models
     return run
@@ -539,6 +541,7 @@ def revision(
     branch_label: str | None = None,
     depends_on: str | None = None,
     renames: Mapping[str, str] | None = None,
+    safe: bool | None = None,
 ) -> Script:
     """Write a new revision file (``alembic revision``).
 
@@ -560,6 +563,11 @@ def revision(
         both ways instead of a drop and an add; ``{"songs": "tracks"}``: ``op.rename_table``
         (``-x rename=songs.media_type:file_format``, ``-x rename=songs:tracks`` on the CLI).
         One that names no candidate raises :class:`SettingError` and nothing is written.
+    safe : bool, optional
+        ``-x safe=false`` when false: Alembic's plain operations instead of the
+        lock-safe forms (``CONCURRENTLY``, ``NOT VALID`` then ``VALIDATE``, ...)
+        that autogenerate writes by default; see :mod:`playlist_tools.migrations.safe`.
+        Default: the ini's ``safe``, else true.
 
     Returns
     -------
@@ -580,20 +588,20 @@ def revision(
     ...         _ = connection.execute(sa.text("DROP INDEX ix_songs_genre"))
     ...     script = revision(ws.config, "Restored genre index")
     ...     name = Path(script.path).name
-    ...     operations = [line.strip() for line in Path(script.path).read_text().splitlines() if "op." in line]
+    ...     operations = [line.strip() for line in Path(script.path).read_text().splitlines() if "op.f(" in line]
     >>> script.revision, script.down_revision, name
     ('0006', '0005', '0006_restored_genre_index.py')
     >>> for line in operations:
     ...     print(line)
-    op.create_index(op.f('ix_songs_genre'), 'songs', ['genre'], unique=False)
-    op.drop_index(op.f('ix_songs_genre'), table_name='songs')
+    safe.create_index(op.f('ix_songs_genre'), 'songs', ['genre'], unique=False)
+    safe.drop_index(op.f('ix_songs_genre'), table_name='songs')
     """
     cfg = resolve(config)
     if autogenerate:
         _require_head(cfg, script_directory(cfg))
     with alembic_errors(cfg):
         written = command.revision(
-            _with(cfg, None, renames), message, autogenerate=autogenerate,
+            _with(cfg, None, renames, safe=safe), message, autogenerate=autogenerate,
             rev_id=rev_id or next_id(script_directory(cfg)), head=head, splice=splice, branch_label=branch_label,
             depends_on=depends_on,
         )
