@@ -15,7 +15,8 @@ rename candidates. Before a migration: :func:`impact` (what it locks,
 rewrites, scans and destroys), :func:`affected_queries` (which queries it
 breaks), :func:`history_diagram`; ``playlist_tools.schema.at`` gives the
 schema at any revision. They replay the history into cache databases on the
-same server; :func:`drop_replays` drops those.
+same server, or on the embedded one when the role may not create databases
+there or the server is a standby; :func:`drop_replays` drops those.
 
 Who closes what: every function that needs a database opens one
 connection and closes it before returning, unless ``config`` carries the
