@@ -90,8 +90,11 @@ class Driver:
 
     @property
     def broken(self) -> bool:
-        """Whether the connection was lost (not merely closed: a URL's connection of ours is closed on the way out)."""
-        return bool(self.conn.broken) if self.psycopg3 else self.conn.closed == _BROKEN
+        """Whether the connection was lost; ask before our own connection is closed on the way out.
+
+        psycopg 3 may report a socket closed under a COPY as ``closed`` without ``broken``.
+        """
+        return bool(self.conn.broken or self.conn.closed) if self.psycopg3 else self.conn.closed == _BROKEN
 
     @property
     def autocommit(self) -> bool:
