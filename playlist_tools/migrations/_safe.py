@@ -221,7 +221,11 @@ def _rewrite(op_: ops.MigrateOperation, new_tables: set[tuple[str | None, str]],
     if isinstance(op_, ops.DropConstraintOp):
         return [SafeOp("drop_constraint", op_)]
     if isinstance(op_, ops.AddColumnOp) and not downgrade:
-        volatile = _volatile_functions(connection, op_.column.server_default)
+        column = op_.column
+        if column.identity is not None or column.computed is not None:  # filled row by row: a rewrite
+            kind = "an identity column" if column.identity is not None else "a generated column"
+            return [RefusedOp(op_, _expand_contract(f"{op_.table_name}.{column.name} is added as {kind}"))]
+        volatile = _volatile_functions(connection, column.server_default)
         if volatile:
             return [RefusedOp(op_, _expand_contract(
                 f"{op_.table_name}.{op_.column.name} is added with a volatile default ({', '.join(volatile)}())"
