@@ -69,14 +69,13 @@ from playlist_tools.errors import FrameError
 # Only _types (pandas and pyarrow, which pandas has loaded already) is imported here. The others bring
 # psycopg2, ADBC's driver manager, SQLAlchemy's PostgreSQL dialects, pyarrow's CSV and Parquet modules:
 # about 0.1 s that a CLI command or a kernel that never reads or writes would pay for nothing (issue 21).
-# So each public function imports what it needs when first called (then it is a dictionary lookup), and
-# advance_sequence comes through the module's __getattr__ (PEP 562). Start-up cost is the only reason:
-# there is no cycle to dodge, and type checkers see the plain imports below.
+# So each public function imports what it needs when first called (then it is a dictionary lookup).
+# Start-up cost is the only reason: there is no cycle to dodge, and type checkers see the import below.
+from playlist_tools.frames._sequence import advance_sequence
 from playlist_tools.frames._types import Query, pandas_dtype
 
 if TYPE_CHECKING:
     from playlist_tools.frames import _arrow
-    from playlist_tools.frames._write import advance_sequence
 
 __all__ = ["FrameError", "advance_sequence", "pandas_dtype", "placeholders", "read_frame", "to_parquet", "write_frame"]
 
@@ -389,12 +388,3 @@ def write_frame(
     return _write.write(df, table, con, if_exists, index=index, allow_data_loss=allow_data_loss,
                         overriding_system_value=overriding_system_value)
 
-
-def __getattr__(name: str) -> Any:
-    """``advance_sequence``, imported from ``_write`` when first asked for (see the imports at the top)."""
-    if name == "advance_sequence":
-        from playlist_tools.frames._write import advance_sequence
-
-        globals()[name] = advance_sequence  # asked once: from now on a plain attribute
-        return advance_sequence
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
