@@ -19,6 +19,11 @@ column         type                values
 ``composer``   ``text``            NULL in every 4th row
 ``size``       ``bigint``          beyond 2**31 from row 524,288 on
 =============  ==================  ==================================
+
+and beside each, ``<table>_text`` (:func:`text_sql`), the text-heavy shape
+of issue 21 with the same row count: ``id``, four ``text`` columns of 10-20
+characters (``a``..``d``, NULL in every 9th row of ``d``), ``n integer``,
+``day date``, ``score numeric(3,1)``, ``flag boolean``, ``at timestamptz``.
 """
 
 from __future__ import annotations
@@ -49,11 +54,35 @@ FROM generate_series(1, {n}) AS i
 
 def build_sql(table: str, n: int) -> list[str]:
     """Statements that create ``table`` with ``n`` rows (the key added after the rows: faster)."""
-    return [
-        f"CREATE TABLE {table} ({_COLUMNS})",
-        f"INSERT INTO {table} {_ROWS.format(albums=ALBUMS, n=n)}",
-        f"ALTER TABLE {table} ADD PRIMARY KEY (id)",
-    ]
+    return _built(table, _COLUMNS, _ROWS.format(albums=ALBUMS, n=n))
+
+
+def _built(table: str, columns: str, rows: str) -> list[str]:
+    """Create ``table``, fill it, then add its key (faster than filling an indexed table)."""
+    return [f"CREATE TABLE {table} ({columns})", f"INSERT INTO {table} {rows}",
+            f"ALTER TABLE {table} ADD PRIMARY KEY (id)"]
+
+
+_TEXT_COLUMNS = """
+    id integer NOT NULL, a text NOT NULL, b text NOT NULL, c text, d text, n integer, day date,
+    score numeric(3,1), flag boolean NOT NULL, at timestamptz NOT NULL
+"""
+_TEXT_ROWS = """
+SELECT i, substr(md5(i::text), 1, 10 + i % 11), 'name ' || lpad((i * 7919 % 1000000)::text, 5 + i % 11, '0'),
+       CASE WHEN i % 13 = 0 THEN NULL ELSE substr('Ünïcödé words of text ' || i, 1, 10 + i % 11) END,
+       CASE WHEN i % 9 = 0 THEN NULL ELSE substr(md5((i * 31)::text), 3, 10 + (i * 7) % 11) END,
+       CASE WHEN i % 7 = 0 THEN NULL ELSE (i::bigint * 7919) % 100000 END,
+       CASE WHEN i % 11 = 0 THEN NULL ELSE date '2000-01-01' + (i * 37) % 9125 END,
+       CASE WHEN i % 5 = 0 THEN NULL ELSE ((i * 13) % 100) / 10.0 END,
+       i % 3 = 0,
+       timestamptz '2020-01-01 00:00:00+00' + ((i::bigint * 7919) % 157680000) * interval '1 second'
+FROM generate_series(1, {n}) AS i
+"""
+
+
+def text_sql(table: str, n: int) -> list[str]:
+    """Statements that create ``table`` (named ``<read table>_text``), the text-heavy shape, with ``n`` rows."""
+    return _built(table, _TEXT_COLUMNS, _TEXT_ROWS.format(n=n))
 
 
 def albums_sql() -> list[str]:
@@ -118,6 +147,10 @@ def _literal(value: Any) -> str:
 
 CASES: dict[str, Case] = {
     "order_by": Case("ORDER BY", "`SELECT * FROM t ORDER BY id`", "SELECT * FROM {t} ORDER BY id"),
+    "text": Case(
+        "text-heavy", "text-heavy (issue 21): `SELECT * FROM t_text ORDER BY id`, four text columns of 10-20 "
+        "characters, int, date, numeric(3,1), boolean, timestamptz", "SELECT * FROM {t}_text ORDER BY id",
+    ),
     "join": Case(
         "join", "a join with `albums` (1,000 rows): `SELECT t.*, album, genre FROM t JOIN albums USING (album_id)`",
         "SELECT {t}.*, albums.album, albums.genre FROM {t} JOIN albums USING (album_id)",
@@ -139,5 +172,5 @@ CASES: dict[str, Case] = {
 }
 """The read cases, in the order of the results."""
 
-QUERY_CASES = ("order_by", "join", "where", "group_by")
+QUERY_CASES = ("order_by", "text", "join", "where", "group_by")
 """The cases of the goal "any query"; ``whole`` has a goal of its own."""

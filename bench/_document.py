@@ -16,7 +16,8 @@ import _data
 import _report
 import sqlalchemy as sa
 
-PACKAGES = ("pandas", "pyarrow", "sqlalchemy", "psycopg", "adbc-driver-postgresql", "connectorx", "psycopg2-binary")
+PACKAGES = ("pandas", "pyarrow", "sqlalchemy", "psycopg", "adbc-driver-postgresql", "connectorx", "psycopg2-binary",
+            "pgpq")
 
 
 def machine(engine: sa.Engine) -> str:
@@ -52,7 +53,7 @@ METHOD = (
 def results_text(about: str, runs: int, goals: list[_report.Goal], sections: list[str], command: str) -> str:
     return "\n\n".join([
         "# Benchmark results", f"Machine: {about}.", METHOD.format(medians=_medians(runs).capitalize()),
-        "## Goals of issue 10", _report.goals_table(goals), "## Measurements", *sections,
+        "## Goals of issues 10 and 21", _report.goals_table(goals), "## Measurements", *sections,
         f"Reproduce: `make bench` (or `{command}`).",
     ])
 
@@ -110,7 +111,7 @@ def readme_block(about: str, runs: int, rows: int, write_rows: int, cells: dict[
         heading, table = growth.split("\n\n", 1)
         parts += [heading.removeprefix("### ") + ", seconds and extra MB:", table]
     met = sum(g.met is True for g in goals)
-    parts += [f"The goals of issue 10: {met} of {len(goals)} met.", _report.goals_table(goals)]
+    parts += [f"The goals of issues 10 and 21: {met} of {len(goals)} met.", _report.goals_table(goals)]
     return "\n\n".join(parts)
 
 

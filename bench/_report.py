@@ -157,17 +157,58 @@ def stretch_goal(cells: dict[str, dict[str, float] | str]) -> Goal:
     return Goal(text, f"{base / ours:.2f}x ({ours:.2f} s vs {base:.2f} s)", base / ours >= 8)
 
 
-def write_goals(cells: dict[str, dict[str, float] | str]) -> list[Goal]:
+def write_goals(cells: dict[str, dict[str, float] | str], label: str = "writes") -> list[Goal]:
     ours, base, floor = value(cells["write_frame"], "seconds"), value(cells["DataFrame.to_sql"], "seconds"), \
         floor_seconds(cells)
     if ours is None:
-        return [Goal("writes: write_frame", f"write_frame {cells['write_frame']}", False)]
+        return [Goal(f"{label}: write_frame", f"write_frame {cells['write_frame']}", False)]
     return [
-        Goal("writes: <= 1.3x the COPY floor", f"{ours / floor:.2f}x ({ours:.2f} s vs {floor:.2f} s)"
+        Goal(f"{label}: <= 1.3x the COPY floor", f"{ours / floor:.2f}x ({ours:.2f} s vs {floor:.2f} s)"
              if floor else "no figure", ours / floor <= 1.3 if floor else None),
-        Goal("writes: >= 15x faster than to_sql", f"{base / ours:.1f}x ({ours:.2f} s vs {base:.2f} s)"
+        Goal(f"{label}: >= 15x faster than to_sql", f"{base / ours:.1f}x ({ours:.2f} s vs {base:.2f} s)"
              if base else "no figure", base / ours >= 15 if base else None),
     ]
+
+
+IMPORT_LIMIT = 0.1
+"""Seconds that ``import playlist_tools.frames`` may add to pandas and SQLAlchemy (issue 21)."""
+
+
+def import_section(found: dict[str, float]) -> tuple[str, Goal]:
+    """Import time (medians of fresh processes, ``bench/import_time.py``) as a table, and its goal."""
+    rows = [
+        ["`import playlist_tools` (the package: `db`, models, psycopg)", f"{found['package']:.3f}"],
+        ["`import playlist_tools.frames`, on top of that", f"{found['frames']:.3f}"],
+        ["both: what `import playlist_tools.frames` costs after pandas and SQLAlchemy", f"{found['total']:.3f}"],
+        ["`import adbc_driver_postgresql.dbapi`, after frames (a peer's import, for reference)",
+         f"{found['adbc']:.3f}"],
+    ]
+    text = (f"### Import time (apart: every other figure imports first)\n\n{table_of(rows, ['import', 'median s'])}"
+            "\n\nEach in a fresh interpreter that has imported pandas and SQLAlchemy: `python bench/import_time.py`; "
+            "`python -X importtime -c \"import pandas, sqlalchemy; import playlist_tools.frames\"` shows by module.")
+    goal = Goal(f"import: playlist_tools.frames < {IMPORT_LIMIT} s beyond pandas and SQLAlchemy",
+                f"{found['total']:.3f} s (package {found['package']:.3f} s + frames {found['frames']:.3f} s)",
+                found["total"] < IMPORT_LIMIT)
+    return text, goal
+
+
+STAGES_NOTE = (
+    "One more run of our call behind each unmet goal, under cProfile: the cumulative seconds of frames' own "
+    "functions, largest first (each includes what it calls, so they overlap). cProfile sees the calling thread "
+    "only: work in a thread of ours (the next Arrow batch's fetch, a whole table's parallel ranges) shows as the "
+    "wait for it (`_arrow.prefetched`, a Future); the profiler slows Python stages more than C ones, so read "
+    "shares, not seconds."
+)
+
+
+def stages_section(label: str, peer: str, result: dict[str, Any]) -> str:
+    """One profiled run: its stages as a table, or why there are none."""
+    if "stages" not in result:
+        return f"{label}, {peer}: no profile ({result.get('error', result)})"
+    total = result["seconds"]
+    rows = [[f"`{name}`", f"{cum:.3f}", f"{cum / total:.0%}"] for name, cum in result["stages"]]
+    return f"{label}, `{peer}` ({total:.2f} s under the profiler):\n\n" + table_of(
+        rows, ["function (module.name)", "cumulative s", "share"])
 
 
 FLAT = 1.5

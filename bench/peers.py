@@ -1,8 +1,9 @@
 """One measurement, in a process of its own: ``python bench/peers.py KIND PEER CASE TABLE``.
 
 Run by ``bench/run.py``, never by hand. ``KIND`` is ``read`` (``CASE`` names
-one of ``_data.CASES``), ``write`` (``CASE`` is the input: a Parquet file, or
-for the floor a pre-encoded COPY file, ``.csv`` or ``.bin``) or ``stream``
+one of ``_data.CASES``), ``write`` (``CASE`` is the input: a Parquet file
+read with ``read_frame``'s dtypes, a pickle of what ``pd.read_sql`` returned,
+or for the floor a pre-encoded COPY file, ``.csv`` or ``.bin``) or ``stream``
 (``CASE`` as for reads, the rows streamed and dropped). The database URL
 comes in ``$BENCH_URL``. Prints one JSON line: seconds, rows, peak RSS and
 the part of it that the operation itself added; or ``{"error": "one line"}``
@@ -121,20 +122,40 @@ def _to_sql(table: str, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
+def _table_arrow(cursor: Any, table: str, frame: pd.DataFrame) -> pa.Table:
+    """The frame as Arrow, cast to the table's own types (int4, ...) as ADBC reads them: binary COPY needs them."""
+    cursor.execute(f"SELECT * FROM {table} LIMIT 0")
+    types = {f.name: f.type for f in cursor.fetch_arrow_table().schema}
+    data = pa.Table.from_pandas(frame, preserve_index=False)
+    # numeric reads back as an opaque type: keep the frame's exact decimals for it.
+    return data.cast(pa.schema([
+        (f.name, f.type if "opaque" in str(types[f.name]) else types[f.name]) for f in data.schema
+    ]))
+
+
 def _adbc_ingest(table: str, frame: pd.DataFrame) -> int:
     import adbc_driver_postgresql.dbapi as adbc
 
     with adbc.connect(_url()) as con, con.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table} LIMIT 0")
-        schema = cursor.fetch_arrow_table().schema  # ADBC needs the table's own types (int4, numeric...)
-        data = pa.Table.from_pandas(frame, preserve_index=False)
-        types = {f.name: f.type for f in schema}
-        # numeric reads back as an opaque type: keep the frame's exact decimals for it.
-        data = data.cast(pa.schema([
-            (f.name, f.type if "opaque" in str(types[f.name]) else types[f.name]) for f in data.schema
-        ]))
-        cursor.adbc_ingest(table, data, mode="append")
+        cursor.adbc_ingest(table, _table_arrow(cursor, table, frame), mode="append")
         con.commit()
+    return len(frame)
+
+
+def _pgpq(table: str, frame: pd.DataFrame) -> int:
+    """pgpq encodes Arrow as binary COPY (in Rust); the types come from the table, as for ADBC; psycopg 3 sends it."""
+    import adbc_driver_postgresql.dbapi as adbc
+    import pgpq
+
+    with adbc.connect(_url()) as con, con.cursor() as cursor:
+        data = _table_arrow(cursor, table, frame)
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(data.schema)
+    with _psycopg() as con, con.cursor() as cursor, \
+            cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
+        copy.write(encoder.write_header())
+        for batch in data.to_batches(max_chunksize=CHUNK_ROWS):
+            copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
     return len(frame)
 
 
@@ -153,10 +174,11 @@ WRITES: dict[str, Callable[[str, Any], int]] = {
     "write_frame": lambda table, frame: frames.write_frame(frame, table),
     "DataFrame.to_sql": _to_sql,
     "ADBC adbc_ingest": _adbc_ingest,
+    "pgpq (Arrow to binary COPY)": _pgpq,
     "floor: COPY csv": lambda table, encoded: _copy_in(table, encoded, "csv"),
     "floor: COPY binary": lambda table, encoded: _copy_in(table, encoded, "binary"),
 }
-"""The write peers: the floors take pre-encoded bytes, the others the frame."""
+"""The write peers: the floors take pre-encoded bytes, the others the frame (the same one for all)."""
 
 
 # -- larger than memory ------------------------------------------------------------------------
@@ -177,21 +199,28 @@ STREAMS: dict[str, Callable[[Case, str], int]] = {
 }
 
 
-def run(kind: str, peer: str, case: str, table: str) -> dict[str, Any]:
-    """Measure one peer once, in this process."""
+def run(kind: str, peer: str, case: str, table: str, stages: str = "") -> dict[str, Any]:
+    """Measure one peer once, in this process; with ``stages`` (any word), profile it instead (:func:`_stages`)."""
     os.environ["DATABASE_URL"] = os.environ["BENCH_URL"]  # read_frame/write_frame/to_parquet with con=None
-    for name in ("adbc_driver_postgresql.dbapi", "connectorx", "psycopg2", "psycopg"):
+    # frames imports its machinery on the first call (its import time is reported apart, bench/import_time.py):
+    # imported here, as every peer's own library is, so that only the call is timed.
+    for name in ("adbc_driver_postgresql.dbapi", "connectorx", "psycopg2", "psycopg", "pgpq",
+                 "playlist_tools.frames._read", "playlist_tools.frames._write", "playlist_tools.frames._parquet"):
         with contextlib.suppress(ImportError):  # a missing one fails its own peer, no other
             __import__(name)
     operation: Callable[[], int]
     if kind == "write":
         path = Path(case)
-        # The frame with read_frame's dtypes (decimal128, Int32, ...): pd.read_parquet would make Decimal objects.
-        data = path.read_bytes() if path.suffix in (".csv", ".bin") else (
-            pq.read_table(path).to_pandas(types_mapper=frames.pandas_dtype))
+        # .parquet: the frame with read_frame's dtypes (decimal128, Int32, ...), where pd.read_parquet would make
+        # Decimal objects; .pkl: the frame exactly as pd.read_sql returned it (Decimal and date objects, float64
+        # for integers with NULLs); .csv/.bin: the floor's pre-encoded rows.
+        data = path.read_bytes() if path.suffix in (".csv", ".bin") else pd.read_pickle(path) \
+            if path.suffix == ".pkl" else pq.read_table(path).to_pandas(types_mapper=frames.pandas_dtype)
         operation = lambda: WRITES[peer](table, data)  # noqa: E731
     else:
         operation = lambda: (STREAMS if kind == "stream" else READS)[peer](CASES[case], table)  # noqa: E731
+    if stages:
+        return _stages(operation)
     before = _memory_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     start = time.perf_counter()
@@ -199,6 +228,31 @@ def run(kind: str, peer: str, case: str, table: str) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     peak = _memory_kb("VmHWM")
     return {"seconds": seconds, "rows": rows, "peak_mb": peak / 1024, "extra_mb": (peak - before) / 1024}
+
+
+STAGES = 8
+"""How many of frames' functions a profile names: those of the largest cumulative time."""
+
+
+def _stages(operation: Callable[[], int]) -> dict[str, Any]:
+    """Where one call of ours spends its time: the cumulative seconds of frames' own functions, under cProfile.
+
+    cProfile sees the calling thread only: work done in a thread of ours (the fetch of the next Arrow batch,
+    the parallel ranges of a whole table) shows as the time the caller waited for it (``_arrow.prefetched``,
+    a ``Future``), and the profiler itself slows pure-Python stages more than C ones: read it as shares.
+    """
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.runcall(operation)
+    seconds = time.perf_counter() - start
+    found = []
+    for (file, _line, function), row in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        if f"playlist_tools{os.sep}frames{os.sep}" in file and not function.startswith("<"):  # no <listcomp>
+            found.append((row[3], f"{Path(file).stem}.{function}"))
+    return {"seconds": seconds, "stages": [[name, cum] for cum, name in sorted(found, reverse=True)[:STAGES]]}
 
 
 def _memory_kb(field: str) -> int:

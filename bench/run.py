@@ -3,21 +3,28 @@
 ``make bench`` runs ``python bench/run.py``. In one run, on tables the
 server builds itself (``bench/_data.py``: 10 columns, NULLs in four):
 
-* reads of 1,000,000 rows by five queries (ORDER BY, a join, bound
-  parameters, GROUP BY, the whole table): ``read_frame`` with both
+* reads of 1,000,000 rows by six queries (ORDER BY, the text-heavy table of
+  issue 21, a join, bound parameters, GROUP BY, the whole table): ``read_frame`` with both
   ``dtype_backend``\\ s, ADBC ``fetch_arrow_table().to_pandas()`` (plain and
   ``types_mapper=pd.ArrowDtype``), connectorx, ``pandas.read_sql``
   (SQLAlchemy + psycopg2), and the floor: the server's
   ``COPY (query) TO STDOUT (FORMAT binary)`` read by psycopg 3, bytes dropped;
-* writes of 200,000 rows into a table without indexes and into the model's
-  ``songs``, each peer given the same frame with ``read_frame``'s dtypes
-  (read back from Parquet through ``frames.pandas_dtype``, so decimals stay
-  ``decimal128``): ``write_frame``, ``DataFrame.to_sql``, ADBC ``adbc_ingest``, and
-  the floor: ``COPY ... FROM STDIN`` of the same rows pre-encoded (CSV and
-  binary, the faster counts), sent by psycopg 3;
+* writes of 200,000 rows into a table without indexes (from two kinds of
+  frame: with ``read_frame``'s dtypes, read back from Parquet through
+  ``frames.pandas_dtype`` so decimals stay ``decimal128``; and exactly as
+  ``pd.read_sql`` returns it, object columns of ``Decimal`` and ``date``),
+  into the text-heavy table's copy (from ``pd.read_sql``'s frame) and into
+  the model's ``songs``, each peer given the same frame: ``write_frame``,
+  ``DataFrame.to_sql``, ADBC ``adbc_ingest``, pgpq (Arrow encoded as binary
+  COPY, sent by psycopg 3), and the floor: ``COPY ... FROM STDIN`` of the
+  same rows pre-encoded (CSV and binary, the faster counts), sent by psycopg 3;
 * larger than memory: 1,000,000 and 10,000,000 rows through
   ``read_frame(chunksize=)`` (each chunk dropped) and ``frames.to_parquet``;
-* cost growth: ``read_frame`` and the floor at 100,000, 1,000,000, 10,000,000 rows.
+* cost growth: ``read_frame`` and the floor at 100,000, 1,000,000, 10,000,000 rows;
+* import time, apart: ``import playlist_tools.frames`` in a fresh process
+  that has pandas and SQLAlchemy already (``bench/import_time.py``);
+* for every goal not met, where ``read_frame``/``write_frame`` spend the
+  time, by stage (``bench/peers.py``'s profile of one more run).
 
 Each measurement runs in a fresh process (``bench/peers.py``) so that its
 peak memory is its own; medians of ``--runs``, the peers interleaved so
@@ -48,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import sqlalchemy as sa
 
@@ -59,6 +67,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _data  # noqa: E402
 import _report  # noqa: E402
+import import_time  # noqa: E402
 from _document import machine, readme_block, results_text  # noqa: E402
 from peers import HAS_DTYPE_BACKEND, READS, STREAMS, WRITES, failure  # noqa: E402
 
@@ -75,13 +84,13 @@ def say(text: str) -> None:
     print(f"[{(time.perf_counter() - STARTED) / 60:4.1f} min] {text}", file=sys.stderr)
 
 
-def measure(kind: str, peer: str, case: str, table: str, url: sa.URL) -> Result:
+def measure(kind: str, peer: str, case: str, table: str, url: sa.URL, *extra: str) -> Result:
     """One run of one peer in a fresh process; a crash or a timeout is a failure, not the end of the run."""
     if peer == "read_frame, pyarrow" and not HAS_DTYPE_BACKEND:
         return {"na": "read_frame has no dtype_backend= yet"}
     env = {**os.environ, "BENCH_URL": url.render_as_string(hide_password=False)}
     try:
-        done = subprocess.run([sys.executable, str(HERE / "peers.py"), kind, peer, case, table], env=env,
+        done = subprocess.run([sys.executable, str(HERE / "peers.py"), kind, peer, case, table, *extra], env=env,
                               capture_output=True, text=True, timeout=TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {TIMEOUT} s"}
@@ -132,12 +141,14 @@ def copy_to_file(url: sa.URL, sql: str, path: Path) -> None:
             out.write(block)
 
 
-def build(engine: sa.Engine, sizes: dict[int, str]) -> None:
-    """The read tables, ``albums``, the write targets; VACUUM so that no read pays for hint bits."""
+def build(engine: sa.Engine, sizes: dict[int, str], rows: int) -> None:
+    """The read tables (``t_text`` beside ``t``), ``albums``, the write targets; VACUUM: no read pays for hint bits."""
     start = time.perf_counter()
     autocommit(engine, *_data.albums_sql())
     for n, table in sorted(sizes.items()):
         autocommit(engine, *_data.build_sql(table, n), f"VACUUM (FREEZE, ANALYZE) {table}")
+    text = f"{sizes[rows]}_text"
+    autocommit(engine, *_data.text_sql(text, rows), f"VACUUM (FREEZE, ANALYZE) {text}")
     Base.metadata.create_all(engine)
     autocommit(engine, "VACUUM ANALYZE albums")
     say(f"built {', '.join(f'{t} ({n:,} rows)' for n, t in sorted(sizes.items()))} in "
@@ -160,6 +171,8 @@ class Bench:
     cells: dict[str, Any] = field(default_factory=dict)
     order_by: dict[str, list[Result]] = field(default_factory=dict)  # reused by the cost growth
     growth: str | None = None
+    # goal label -> the measure() arguments of the call of ours behind it, profiled if the goal is not met
+    probes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def reads(bench: Bench) -> None:
@@ -171,20 +184,22 @@ def reads(bench: Bench) -> None:
         text, bench.cells[name] = _report.read_section(case.title, bench.rows, found)
         bench.sections.append(text)
         bench.goals += _report.read_goals(case.label, bench.cells[name], name in _data.QUERY_CASES)
+        bench.probes[case.label] = ("read", "read_frame", name, "t")
         if name == "order_by":
             bench.goals.append(_report.stretch_goal(bench.cells[name]))
             bench.order_by = found
 
 
 def writes(bench: Bench, n: int) -> None:
-    """Each write target, emptied before each write and counted after it; the goals on the one without indexes."""
+    """Each write target and input, emptied before each write and counted after it; goals on ``t_plain``'s."""
     bench.cells["writes"] = {}
-    for target, source, encode_sql, title in write_targets(bench.engine, bench.scratch, n):
-        say(f"write {n:,} rows into {target}")
+    for key, target, source, encode_sql, title in write_targets(bench.engine, bench.url, bench.scratch, n):
+        say(f"write {n:,} rows into {key}")
         encoded = {"floor: COPY csv": bench.scratch / f"{target}.csv",
                    "floor: COPY binary": bench.scratch / f"{target}.bin"}
         for path in encoded.values():
-            copy_to_file(bench.url, encode_sql, path)
+            if not path.exists():
+                copy_to_file(bench.url, encode_sql, path)
 
         def one(peer: str, target: str = target, source: Path = source, encoded: dict = encoded) -> Result:
             prepare(bench.engine, target)
@@ -197,9 +212,36 @@ def writes(bench: Bench, n: int) -> None:
 
         text, found = _report.write_section(title, n, interleaved(list(WRITES), bench.runs, one))
         bench.sections.append(text)
-        bench.cells["writes"][target] = found
+        bench.cells["writes"][key] = found
         if target == "t_plain":
-            bench.goals += _report.write_goals(found)
+            label = f"writes from {'read_sql' if source.suffix == '.pkl' else 'read_frame'}'s frame"
+            bench.goals += _report.write_goals(found, label)
+            bench.probes[label] = ("write", "write_frame", str(source), target)
+
+
+def stages(bench: Bench) -> None:
+    """For each goal not met, one more run of the call of ours behind it, profiled: where its time goes."""
+    unmet = {label for label in bench.probes if any(
+        g.met is False and g.goal.startswith(label + ":") for g in bench.goals)}
+    texts = []
+    for label in sorted(unmet, key=list(bench.probes).index):
+        kind, peer, case, table = bench.probes[label]
+        say(f"stages of {peer}: {label}")
+        if kind == "write":
+            prepare(bench.engine, table)
+        texts.append(_report.stages_section(label, peer, measure(kind, peer, case, table, bench.url, "stages")))
+    if texts:
+        bench.sections.append("### Where the time goes, for each goal not met\n\n" + _report.STAGES_NOTE
+                              + "\n\n" + "\n\n".join(texts))
+
+
+def imports(bench: Bench) -> None:
+    """Import time, apart from the reads and writes (their processes import before the clock starts)."""
+    say("import time")
+    found = import_time.measure(5 if bench.runs > 1 else 3)
+    text, goal = _report.import_section(found)
+    bench.sections.append(text)
+    bench.goals.append(goal)
 
 
 def large(bench: Bench, stream: list[int], growth: list[int]) -> None:
@@ -252,7 +294,7 @@ def main() -> None:
 
     with db.fresh_database(prefix="pt_bench") as url, tempfile.TemporaryDirectory() as scratch:
         engine = db.create_engine(url)
-        build(engine, tables)
+        build(engine, tables, rows)
         bench = Bench(url, engine, Path(scratch), runs, rows, tables, machine(engine))
         if "reads" in parts:
             reads(bench)
@@ -260,6 +302,8 @@ def main() -> None:
             writes(bench, write_rows)
         if "large" in parts:
             large(bench, stream, growth)
+        imports(bench)
+        stages(bench)
         engine.dispose()
     about = f"{bench.about}; load average {os.getloadavg()[0]:.2f} at the end"
     command = (f".venv/bin/python bench/run.py --rows {rows} --write-rows {write_rows} --growth "
@@ -272,18 +316,41 @@ def main() -> None:
         (output.parent / "readme_section.md").write_text(readme + "\n")
 
 
-def write_targets(engine: sa.Engine, scratch: Path, n: int) -> list[tuple[str, Path, str, str]]:
-    """Each write target with its input frame (Parquet), the SQL that encodes the same rows, and its title."""
-    autocommit(engine, _data.plain_sql("t_plain", "t"))
+def objects_frame(sql: sa.TextClause, psycopg2: sa.Engine) -> pd.DataFrame:
+    """What ``pd.read_sql`` returns with ``coerce_float=False`` (else numeric would come as float64): object columns
+    of ``Decimal``, ``date`` and ``str`` (None for NULL, as pandas 2 gives text; pandas 3 would make it ``str``),
+    float64 for integers with NULLs, ``datetime64[us, UTC]`` for timestamptz."""
+    frame = pd.read_sql(sql, psycopg2, coerce_float=False)
+    for column in frame.columns:
+        if pd.api.types.is_string_dtype(frame[column].dtype) and frame[column].dtype != object:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def write_targets(engine: sa.Engine, url: sa.URL, scratch: Path, n: int) -> list[tuple[str, str, Path, str, str]]:
+    """Each write: its key, target table, input frame (Parquet, or a pickle of pd.read_sql's frame), the SQL
+    that encodes the same rows, and its title."""
+    autocommit(engine, _data.plain_sql("t_plain", "t"), _data.plain_sql("t_text_plain", "t_text"))
     plain_sql = f"SELECT * FROM t WHERE id <= {n} ORDER BY id"
+    text_sql = f"SELECT * FROM t_text WHERE id <= {n} ORDER BY id"
     frames.read_frame(plain_sql, engine).to_parquet(scratch / "t_plain.parquet", index=False)
+    psycopg2 = sa.create_engine(url.set(drivername="postgresql+psycopg2"))
+    for sql, name in ((plain_sql, "t_plain"), (text_sql, "t_text_plain")):
+        objects_frame(sa.text(sql), psycopg2).to_pickle(scratch / f"{name}.read_sql.pkl")
+    psycopg2.dispose()
     songs = synthetic(n, 1, seed=1, n_links=1)["songs"]
     songs.to_parquet(scratch / "songs.parquet", index=False)
     prepare(engine, "songs")
     frames.write_frame(songs, "songs", engine)  # in the table once, so that the server encodes the floor's input
     return [
-        ("t_plain", scratch / "t_plain.parquet", plain_sql, "`t_plain` (the read table's columns, no index)"),
-        ("songs", scratch / "songs.parquet", "SELECT * FROM songs ORDER BY song_id",
+        ("t_plain", "t_plain", scratch / "t_plain.parquet", plain_sql,
+         "`t_plain` (the read table's columns, no index), from a frame with read_frame's dtypes"),
+        ("t_plain, read_sql's frame", "t_plain", scratch / "t_plain.read_sql.pkl", plain_sql,
+         "`t_plain`, from the frame `pd.read_sql(coerce_float=False)` returns (object columns of `Decimal`, `date`, "
+         "`str`; float64 for integers with NULLs)"),
+        ("t_text_plain, read_sql's frame", "t_text_plain", scratch / "t_text_plain.read_sql.pkl", text_sql,
+         "`t_text_plain` (the text-heavy table's columns, no index), from `pd.read_sql(coerce_float=False)`'s frame"),
+        ("songs", "songs", scratch / "songs.parquet", "SELECT * FROM songs ORDER BY song_id",
          "the model's `songs` (primary key, two secondary indexes)"),
     ]
 

@@ -54,7 +54,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import pandas as pd
 import sqlalchemy as sa
@@ -66,10 +66,16 @@ from playlist_tools.errors import FrameError
 # The machinery, all private: _read (describe, ADBC/psycopg), _arrow (to pandas in either backend, prefetching),
 # _parquet (whole-file output), _write (checks, COPY), _copy (values as COPY takes them), _types (the one type
 # map), _driver (connections, quoting), _dates (the years pandas can hold).
-from playlist_tools.frames import _arrow, _parquet, _read, _write
-from playlist_tools.frames._read import Query
-from playlist_tools.frames._types import pandas_dtype
-from playlist_tools.frames._write import advance_sequence
+# Only _types (pandas and pyarrow, which pandas has loaded already) is imported here. The others bring
+# psycopg2, ADBC's driver manager, SQLAlchemy's PostgreSQL dialects, pyarrow's CSV and Parquet modules:
+# about 0.1 s that a CLI command or a kernel that never reads or writes would pay for nothing (issue 21).
+# So each public function imports what it needs when first called (then it is a dictionary lookup).
+# Start-up cost is the only reason: there is no cycle to dodge, and type checkers see the import below.
+from playlist_tools.frames._sequence import advance_sequence
+from playlist_tools.frames._types import Query, pandas_dtype
+
+if TYPE_CHECKING:
+    from playlist_tools.frames import _arrow
 
 __all__ = ["FrameError", "advance_sequence", "pandas_dtype", "placeholders", "read_frame", "to_parquet", "write_frame"]
 
@@ -200,6 +206,8 @@ def read_frame(
     ...     frames.read_frame("SELECT 7 AS n, 0.99::numeric(3, 2) AS p", url, dtype_backend="pyarrow").dtypes.tolist()
     [int32[pyarrow], decimal128(3, 2)[pyarrow]]
     """
+    from playlist_tools.frames import _arrow, _read  # when first needed: see the imports at the top
+
     backend = _arrow.backend(dtype_backend)
     text = backend == "numpy_nullable"  # large_string, as pandas stores its string dtype; ArrowDtype takes string
     if chunksize is not None:
@@ -212,6 +220,8 @@ def read_frame(
 
 def _frames_of(chunks: Iterator[tuple[Any, list[int]]], backend: _arrow.Backend) -> Iterator[pd.DataFrame]:
     """The chunks as DataFrames; closing this iterator closes ``chunks`` (and its cursor) at once."""
+    from playlist_tools.frames import _arrow  # when first needed: see the imports at the top
+
     with contextlib.closing(chunks):  # type: ignore[type-var]
         for table, decimals in chunks:
             yield _arrow.to_pandas(table, decimals, backend)
@@ -260,6 +270,8 @@ def to_parquet(
     31250125000
     >>> path.unlink(); path.parent.rmdir()
     """
+    from playlist_tools.frames import _parquet  # when first needed: see the imports at the top
+
     return _parquet.write(query, Path(path), con, params, batch_rows)
 
 
@@ -371,5 +383,8 @@ def write_frame(
     0            1  Music
     1            2
     """
+    from playlist_tools.frames import _write  # when first needed: see the imports at the top
+
     return _write.write(df, table, con, if_exists, index=index, allow_data_loss=allow_data_loss,
                         overriding_system_value=overriding_system_value)
+

@@ -5,12 +5,14 @@ on an object column bound for ``numeric(p, s)`` with ``p`` up to 38 (what
 ``read_parquet`` and ``Decimal`` arithmetic give) before its per-value path,
 which checks and words every problem but costs seconds on a million rows.
 
-pyarrow reads ``Decimal('NaN')`` as NULL and refuses infinities, ints beyond
-64 bits and floats among decimals; given the column's exact type, it refuses
-lost digits and overflow. So the result is taken only when pyarrow found no
-NaN among the values (each of pandas' missing values is looked at, and only
-those) and took every value as that type: then every value is the same
-number. Anything else returns None, and the per-value path says what is wrong.
+Only a column whose values are all exactly ``Decimal`` or ``int`` objects
+or missing (None, NaN, ``pd.NA``; no ``Decimal('NaN')``, which is a value)
+is taken: each value's ``str()``, its exact decimal text, is parsed by
+pyarrow in C and cast to the column's exact type, which refuses lost digits,
+overflow and the text of an infinity. That is three to four times faster
+than pyarrow converting the ``Decimal`` objects themselves, and gives the
+same numbers. Anything else returns None, and the per-value path says what
+is wrong.
 
 Examples
 --------
@@ -26,19 +28,29 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 
 def decimals(series: pd.Series, exact: pa.Decimal128Type) -> pa.Array | None:
     """``series`` as ``exact``, when every value is an int, a finite ``Decimal`` or missing and fits; else None."""
-    try:  # given the type, pyarrow refuses lost digits and overflow, and is ten times faster than inferring one
-        array = pa.array(series, exact, from_pandas=True)
-        missing = series.isna().to_numpy()  # a signalling NaN raises here
-    except (pa.ArrowException, TypeError, ValueError, OverflowError, ArithmeticError):
+    values = series.to_numpy(dtype=object)
+    try:
+        missing = series.isna().to_numpy()  # pandas counts Decimal('NaN') as missing; a signalling NaN raises
+    except (TypeError, ValueError, ArithmeticError):
         return None
-    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    # pandas counts Decimal('NaN') as missing and pyarrow makes it NULL: look at the missing ones only.
-    if array.null_count != missing.sum() or any(isinstance(v, Decimal) for v in series.to_numpy()[missing]):
+    present = values[~missing]
+    # Exactly Decimal or int (not bool, not a numpy integer, no subclass): their str() is their exact value.
+    # set(map(type, ...)) loops in C: a tenth of the time of isinstance on each missing value.
+    if not set(map(type, present)) <= _EXACT or any(issubclass(t, Decimal) for t in set(map(type, values[missing]))):
         return None
-    return array
+    texts = np.full(len(values), None, object)
+    texts[~missing] = [str(v) for v in present]
+    try:  # parsed in C, then cast to the exact type, which refuses lost digits and overflow
+        return pa.array(texts, pa.string()).cast(exact)
+    except (pa.ArrowException, ValueError, OverflowError):
+        return None
+
+
+_EXACT = {Decimal, int}

@@ -39,10 +39,7 @@ from playlist_tools.frames._chunks import server_chunks
 from playlist_tools.frames._dates import check_years, integer_sql
 from playlist_tools.frames._driver import ERRORS, IDENTIFIER, PYFORMAT, Driver, driver_connection, quote, table_name
 from playlist_tools.frames._params import inlined
-from playlist_tools.frames._types import NUMERIC_OID, arrow_of_oid, exact_decimal
-
-Query = str | sa.Select | sa.TextClause | sa.Table | type
-"""What :func:`~playlist_tools.frames.read_frame` reads: SQL text, a select(), or a whole table."""
+from playlist_tools.frames._types import NUMERIC_OID, Query, arrow_of_oid, exact_decimal
 
 _DOLLAR = pg_dialect.dialect(paramstyle="numeric_dollar")  # ADBC's
 _PARALLEL_MIN_PAGES = 4096  # 32 MB: below that, extra connections cost more than they save

@@ -45,6 +45,11 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
+import sqlalchemy as sa
+
+Query = str | sa.Select | sa.TextClause | sa.Table | type
+"""What :func:`~playlist_tools.frames.read_frame` reads: SQL text, a select(), or a whole table. Here, not in
+``_read``, because ``frames/__init__`` needs the name at import time and ``_read`` is imported only when used."""
 
 
 class _PgType(NamedTuple):

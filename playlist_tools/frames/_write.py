@@ -55,6 +55,7 @@ from playlist_tools.errors import FrameError, first_line, sqlstate
 from playlist_tools.frames import _copy_binary
 from playlist_tools.frames._copy import Refused, Target, advice, convert
 from playlist_tools.frames._driver import ERRORS, Driver, driver, driver_connection, joined, quote, table_name
+from playlist_tools.frames._sequence import advance_sequence
 
 _UNDEFINED_TABLE = "42P01"
 _STILL_REFERENCED = ("23503", "23001")  # foreign_key_violation (NO ACTION), restrict_violation
@@ -98,43 +99,6 @@ ORDER BY 1, 2
 # RESTRICT are absent: they make the DELETE fail instead (or, deferred, the COMMIT, unless the rows come back).
 _ON_DELETE = {"c": ("delete", "ON DELETE CASCADE"), "n": ("set to NULL", "ON DELETE SET NULL"),
               "d": ("set to their default", "ON DELETE SET DEFAULT")}
-_ADVANCE_SEQUENCE = """
-SELECT setval(s.seqrelid, %(largest)s::bigint) FROM pg_sequence s
-WHERE s.seqrelid = pg_get_serial_sequence(%(table)s, %(column)s)::regclass AND s.seqincrement > 0
-  AND %(largest)s::bigint >= coalesce(pg_sequence_last_value(s.seqrelid)::numeric + s.seqincrement, s.seqstart)
-"""
-
-
-def advance_sequence(table: str, column: str, largest: int) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters that move ``column``'s own sequence past ``largest``, never backwards.
-
-    A no-op when the column owns no sequence (neither serial nor identity),
-    when the sequence counts down, or when its next value is already past
-    ``largest``. The parameters are in the ``pyformat`` style of psycopg and
-    psycopg2 alike (``cursor.execute(*...)``, ``connection.exec_driver_sql(*...)``).
-
-    Parameters
-    ----------
-    table : str
-        The table's name as SQL would write it (quoted where it must be).
-    column : str
-        The column's exact name.
-    largest : int
-        The largest value written into it.
-
-    Examples
-    --------
-    >>> from playlist_tools import db
-    >>> with db.fresh_database() as url, db.transaction(url) as con:
-    ...     _ = con.exec_driver_sql("CREATE TABLE t (id serial, x int); INSERT INTO t (id) VALUES (5)")
-    ...     _ = con.exec_driver_sql(*advance_sequence("t", "id", 5))
-    ...     _ = con.exec_driver_sql(*advance_sequence("t", "id", 3))  # never backwards
-    ...     con.exec_driver_sql("INSERT INTO t (x) VALUES (0) RETURNING id").scalar_one()
-    6
-    """
-    return _ADVANCE_SEQUENCE, {"table": table, "column": column, "largest": largest}
-
-
 def _kind(arrow: pa.DataType) -> str:
     return next((k for k in _KINDS if getattr(pa.types, f"is_{k}")(arrow)), str(arrow))
 
