@@ -71,9 +71,13 @@ def _refused_on_standby(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def _reset(url: str) -> None:
-    """Drop what the role owns in its database (the tables of an earlier run), and nothing else."""
+    """Drop what the role owns in its database (the tables of an earlier run), and nothing else.
+
+    ``public`` comes back if it went too: another test may have made it anew, owned by this role.
+    """
     with db.connection(url) as conn:
         conn.exec_driver_sql("DROP OWNED BY current_user")
+        conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS public")
         conn.commit()
 
 

@@ -16,6 +16,7 @@ before it becomes the result's types.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import itertools
 import numbers
@@ -281,7 +282,12 @@ def arrow_tables(
     ``large_text`` is False: then it stays ``string``, as it arrives.
     """
     source = _Source.of(query, params)
-    with driver_connection(con) as (conn, uri):
+    with contextlib.ExitStack() as stack:
+        conn, uri = stack.enter_context(driver_connection(con))
+        if uri is None and not isinstance(con, sa.Connection):
+            # Behind a pooler our own connection carries the rows: one transaction for the whole read, so the
+            # cursor and every fetch stay on one server connection (PgBouncer may switch between transactions).
+            stack.enter_context(conn.transaction())
         columns, pages = _describe(conn, source)
         inline = source.with_literals(conn) if uri is not None else source
         if inline is not source and _describe(conn, inline)[0] == columns:  # the very columns the bound query has
