@@ -220,6 +220,8 @@ def broken(tmp_path, database_url: URL):  # noqa: ANN001, ANN201 - Path; a works
      "set it to the revision 0006 follows, or delete the file"),
     ('revision = "0006"\ndown_revision = "0005"\ndef upgrade(:\n    pass\n',
      "0006_bad.py does not load (line 3: invalid syntax); fix it or delete it, then run the command again"),
+    ('revision = "0006"\ndown_revision = "0005"\nraise RuntimeError("half-written")\n',
+     "0006_bad.py does not load (RuntimeError: half-written); fix it or delete it, then run the command again"),
 ])
 def test_a_broken_revision_file_is_one_line_naming_it(broken, capsys, source: str, message: str) -> None:  # noqa: ANN001
     ini, cfg = broken

@@ -199,12 +199,16 @@ def broken_history(err: BaseException, script: ScriptDirectory) -> MigrationErro
                     f"set it to the revision {rev} follows, or delete the file"))
         return None
     if any(module == "alembic.util.pyfiles" for module, _ in frames):
+        # pyfiles also runs env.py, and env.py runs our code: only a file in the versions folders is a revision's.
+        folders = [Path(folder).resolve() for folder in script.version_locations or [script.versions]]
         if isinstance(err, SyntaxError):
             where, detail = err.filename, f"line {err.lineno}: {err.msg}"
         else:
-            where = next((name for module, name in reversed(frames) if not module.startswith(("alembic", "importlib"))
-                          and name.endswith(".py") and not name.startswith("<")), "a revision file")
+            where = next((name for _, name in reversed(frames) if name.endswith(".py")
+                          and Path(name).resolve().parent in folders), None)
             detail = f"{type(err).__name__}: {err}"
+        if where is None or Path(where).resolve().parent not in folders:
+            return None
         return MigrationError(one_line(
             f"revision file {where} does not load ({detail}); fix it or delete it, "
             "then run the command again"))
