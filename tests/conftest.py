@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
+from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy.engine import URL, Engine
 
 from playlist_tools import db, history
@@ -32,6 +33,14 @@ def pytest_configure(config: pytest.Config) -> None:
     imports the built-in tests. A no-op when pytest-alembic is not installed.
     """
     config.pluginmanager.set_blocked("pytest-alembic")
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    """IPython's shell with ``%load_ext playlist_tools`` done: the magics' tests share it."""
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "playlist_tools")
+    return ip
 
 
 @pytest.fixture(scope="session")

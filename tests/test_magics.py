@@ -16,13 +16,6 @@ from playlist_tools.models import Base
 from playlist_tools.workspace import Workspace
 
 
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "playlist_tools")
-    return ip
-
-
 @pytest.fixture
 def songs(engine: Engine, shell: InteractiveShell) -> Iterator[Engine]:
     Base.metadata.create_all(engine)

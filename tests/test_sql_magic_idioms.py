@@ -22,13 +22,6 @@ from playlist_tools import sample
 from playlist_tools.models import Base
 
 
-@pytest.fixture(scope="module")
-def shell() -> InteractiveShell:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "playlist_tools")
-    return ip
-
-
 @pytest.fixture
 def songs(engine: Engine, shell: InteractiveShell) -> Iterator[Engine]:
     Base.metadata.create_all(engine)
